@@ -1,0 +1,104 @@
+"""API tokens: creating, listing, revoking, and recognising them.
+
+A token's secret is 256 random bits, so a plain SHA-256 is enough to store it safely (a slow
+password hash buys nothing against a secret nobody can guess) and lets a request be
+authenticated with one indexed look-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from execdb.auth.models import ApiToken
+from execdb.db import Database
+from execdb.errors import InvalidInput, NotFound
+
+SCOPES = ("create", "report", "admin")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
+RESERVED_NAMES = frozenset({"execdb"})  # the actor name of ExecDB's own reports
+PREFIX = "execdb_"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    name: str
+    scopes: frozenset[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _token(row: Row[Any]) -> Token:
+    return Token(row.name, frozenset(row.scopes.split()), row.created_at, row.revoked_at)
+
+
+class TokenService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, name: str, scopes: Iterable[str], now: datetime) -> tuple[Token, str]:
+        """A new token and its secret; the secret is shown once and never stored."""
+        if not NAME_RE.match(name) or name in RESERVED_NAMES:
+            raise InvalidInput(
+                f"name: {name!r} is not a usable token name (letters, digits and ._@+-, "
+                "at most 100; 'execdb' is reserved)"
+            )
+        wanted = frozenset(scopes)
+        if not wanted or not wanted <= set(SCOPES):
+            raise InvalidInput(f"scope: choose one or more of {', '.join(SCOPES)}")
+        secret = PREFIX + secrets.token_urlsafe(32)
+        values = {
+            "name": name,
+            "scopes": " ".join(sorted(wanted)),
+            "secret_hash": digest(secret),
+            "created_at": now,
+        }
+        try:
+            with self.db.write() as conn:
+                conn.execute(insert(ApiToken), values)
+        except IntegrityError:
+            raise InvalidInput(
+                f"name: a token named {name!r} exists; revoke it first or choose another name"
+            ) from None
+        return Token(name, wanted, now, None), secret
+
+    def list(self, *, include_revoked: bool = False) -> list[Token]:
+        stmt = select(ApiToken.__table__).order_by(ApiToken.name, ApiToken.id)
+        if not include_revoked:
+            stmt = stmt.where(ApiToken.revoked_at.is_(None))
+        with self.db.read() as conn:
+            return [_token(row) for row in conn.execute(stmt)]
+
+    def revoke(self, name: str, now: datetime) -> None:
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(ApiToken)
+                .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        if done.rowcount == 0:
+            raise NotFound(f"no active token named {name!r}")
+
+    def authenticate(self, secret: str) -> Token | None:
+        """The active token with this secret, or None."""
+        stmt = select(ApiToken.__table__).where(
+            ApiToken.secret_hash == digest(secret), ApiToken.revoked_at.is_(None)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(stmt).one_or_none()
+        return _token(row) if row is not None else None

@@ -1,0 +1,41 @@
+"""GET /api/v1/causes: the catalogue, so that clients and people can see what each code means."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from execdb.auth.api import ReadAccess
+from execdb.http import ServicesDep
+from execdb.jobs.states import Blame
+
+router = APIRouter(prefix="/api/v1", tags=["causes"])
+
+
+class CausePublic(BaseModel):
+    code: str
+    family: str
+    blame: Blame
+    retryable: bool
+    description: str
+
+
+class CauseList(BaseModel):
+    data: list[CausePublic]
+
+
+@router.get("/causes", response_model=CauseList, dependencies=[ReadAccess])
+async def list_causes(services: ServicesDep) -> CauseList:
+    """The crash-cause catalogue."""
+    return CauseList(
+        data=[
+            CausePublic(
+                code=c.code,
+                family=c.family,
+                blame=c.blame,
+                retryable=c.retryable,
+                description=c.description,
+            )
+            for c in services.catalogue.values()
+        ]
+    )

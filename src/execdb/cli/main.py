@@ -1,0 +1,57 @@
+"""The `execdb` command: run the server and administer the database and tokens.
+
+Subcommands import what they need when they run, so `execdb --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from execdb import __version__
+from execdb.cli import admin
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="execdb",
+        description="ExecDB: the execution-state hub of test jobs.",
+    )
+    parser.add_argument("--version", action="version", version=f"execdb {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (TOML); default $EXECDB_CONFIG. EXECDB_* variables override it",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    admin.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except admin.CommandError as exc:
+        print(f"execdb: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        print(f"execdb: database error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

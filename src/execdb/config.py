@@ -1,0 +1,110 @@
+"""Settings: one typed class, read from `EXECDB_*` environment variables and a TOML file.
+
+Nothing here does I/O at import. Tests build `Settings(...)` directly; only the command line
+reads the environment and the file, through `load_settings`.
+Precedence, highest first: explicit arguments, environment variables, the TOML file, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/execdb`, i.e. ~/.local/share/execdb on most systems."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "execdb"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECDB_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded SQLite database lives when no database_url is given.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; postgresql://user@host/db for production. "
+        "Default: SQLite in data_dir.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Public URL of the service (https://execdb.example.org), used in links. "
+        "Default: taken from each request (honouring X-Forwarded-* from trusted proxies).",
+    )
+    causes_file: Path | None = Field(
+        default=None, description="A TOML file of causes merged over the shipped catalogue."
+    )
+    require_token_for_reads: bool = False
+    details_max_bytes: Annotated[int, Field(ge=1024)] = 65536
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    db_pool_size: Annotated[int, Field(ge=1, le=200)] = 8
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 5003
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: str = "info"
+    access_log: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, url: str | None) -> str | None:
+        # `postgresql://` is what people paste; psycopg 3 is the driver we ship.
+        if url and url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'execdb.sqlite'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Settings from the environment and the TOML file (`config_file` or `$EXECDB_CONFIG`)."""
+    path = config_file or (Path(p) if (p := os.environ.get("EXECDB_CONFIG")) else None)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"settings file {path} does not exist")
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    return Settings.model_validate(_Loaded().model_dump())

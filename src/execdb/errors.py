@@ -1,0 +1,61 @@
+"""Domain errors. Each one knows the HTTP status it is answered with.
+
+ExecDBError
+├── InvalidInput          400  a request that cannot be acted on, naming what was wrong
+├── Unauthenticated       401  no token, or a bad or revoked one
+├── Forbidden             403  a valid token without the scope
+├── NotFound              404
+│   └── JobNotFound
+├── TransitionRefused     409  an illegal state switch (already recorded in the history)
+├── PayloadTooLarge       413
+└── DatabaseNotReady      503  unreachable, or its schema is not the one this code expects
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExecDBError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message, **self.extra}
+
+
+class InvalidInput(ExecDBError):
+    status_code = 400
+
+
+class Unauthenticated(ExecDBError):
+    status_code = 401
+
+
+class Forbidden(ExecDBError):
+    status_code = 403
+
+
+class NotFound(ExecDBError):
+    status_code = 404
+
+
+class JobNotFound(NotFound):
+    def __init__(self, uuid: object) -> None:
+        super().__init__(f"no job with uuid {uuid}")
+
+
+class TransitionRefused(ExecDBError):
+    status_code = 409
+
+
+class PayloadTooLarge(ExecDBError):
+    status_code = 413
+
+
+class DatabaseNotReady(ExecDBError):
+    status_code = 503

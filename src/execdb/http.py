@@ -1,0 +1,164 @@
+"""HTTP plumbing shared by every router: error answers, the body size limit, links.
+
+Every error is JSON `{"message": ...}` naming what was wrong; nothing answers with a stack
+trace, and a database that cannot be reached is a 503 the client may retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from execdb.errors import ExecDBError
+from execdb.services import Services
+
+log = logging.getLogger("execdb")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def base_url(request: Request) -> str:
+    """The public root URL: the `base_url` setting, else what the request was sent to."""
+    configured = get_services(request).settings.base_url
+    if configured:
+        return configured.rstrip("/")
+    scope = request.scope
+    host = request.headers.get("host") or "{}:{}".format(*scope["server"])
+    return f"{scope['scheme']}://{host}{scope.get('root_path', '')}"
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(exc: RequestValidationError, request: Request) -> str:
+    problems = []
+    for error in exc.errors():
+        msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "model_attributes_type" or (
+            loc == ("body",) and error.get("type") == "dict_type"
+        ):
+            msg = "the body must be a JSON object, sent with Content-Type: application/json"
+            problems.append(msg)
+            continue
+        if error.get("type") == "extra_forbidden":
+            msg = "unknown field" if loc and loc[0] == "body" else "unknown parameter"
+        field = _field(loc)
+        # Model-level checks name their field themselves ("blame: only a CRASHED ...").
+        problems.append(
+            msg if field == "body" or msg.startswith(f"{field}:") else f"{field}: {msg}"
+        )
+    return "; ".join(dict.fromkeys(problems)) or "invalid request"
+
+
+def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "1"}
+    return JSONResponse({"message": message, **extra}, status_code=status, headers=headers)
+
+
+def register_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ExecDBError)
+    async def _domain(request: Request, exc: ExecDBError) -> JSONResponse:
+        return error_response(exc.status_code, exc.message, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, _validation_message(exc, request))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such resource: {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        response = error_response(exc.status_code, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+        return error_response(503, "the database is unavailable; try again shortly")
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _database(request, exc)
+        return await _unexpected(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal error; it has been logged")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with 413 before the app reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        # No length given (chunked): read up to the limit, then hand the body on.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, f"the request body is larger than the {self.max_bytes}-byte limit"
+        )
+        await response(scope, receive, send)

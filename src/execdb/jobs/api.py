@@ -1,0 +1,135 @@
+"""The jobs API under /api/v1: thin routes that parse, call the service and shape answers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from execdb.auth.api import CreateActor, ReadAccess, ReportActor
+from execdb.db import utcnow
+from execdb.http import ServicesDep, base_url
+from execdb.jobs.schemas import (
+    EventList,
+    EventPublic,
+    JobCreate,
+    JobList,
+    JobPublic,
+    JobReport,
+    JobReported,
+)
+from execdb.jobs.search import JobSearch
+from execdb.paging import Cursor
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"description": text, "content": {"application/json": {}}}
+    for code, text in {
+        400: "Invalid input; the message names the field.",
+        401: "No token, or an unknown or revoked one.",
+        403: "The token lacks the scope.",
+        413: "Body too large.",
+        503: "Database unavailable; retry.",
+    }.items()
+}
+
+
+def _link(request: Request, cursor: Cursor | None) -> str | None:
+    if cursor is None:
+        return None
+    url = request.url.include_query_params(cursor=cursor.encode())
+    configured = base_url(request)
+    return f"{configured}{url.path}?{url.query}"
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobPublic,
+    responses={200: {"description": "The job already made for this msg_id and target."}, **_ERRORS},
+)
+async def create_job(
+    new: JobCreate, actor: CreateActor, services: ServicesDep, request: Request, response: Response
+) -> JobPublic:
+    """Create a job (SCHEDULED) and get its UUID."""
+    job, created = await services.db.run(services.jobs.create, new, actor, utcnow())
+    if not created:
+        response.status_code = 200
+    return JobPublic.from_row(job, base_url(request))
+
+
+@router.get(
+    "/jobs/{job_uuid}",
+    response_model=JobPublic,
+    dependencies=[ReadAccess],
+    responses={404: {"description": "No such job."}},
+)
+async def get_job(job_uuid: uuid.UUID, services: ServicesDep, request: Request) -> JobPublic:
+    """One job."""
+    job = await services.db.run(services.jobs.get, job_uuid)
+    return JobPublic.from_row(job, base_url(request))
+
+
+@router.patch(
+    "/jobs/{job_uuid}",
+    response_model=JobReported,
+    responses={
+        404: {"description": "No such job."},
+        409: {"description": "Illegal transition; the body holds the current state."},
+        **_ERRORS,
+    },
+)
+async def report(
+    job_uuid: uuid.UUID,
+    body: JobReport,
+    actor: ReportActor,
+    services: ServicesDep,
+    request: Request,
+) -> JobReported:
+    """Switch a job's state (RUNNING, FINISHED, CRASHED, CANCELLED).
+
+    Repeating the current state with the same content changes nothing and answers 200. An
+    illegal switch answers 409 and is recorded in the job's history all the same.
+    """
+    done = await services.db.run(services.jobs.report, job_uuid, body, actor, utcnow())
+    job = JobPublic.from_row(done.job, base_url(request))
+    return JobReported(**job.__dict__, warnings=done.warnings)
+
+
+@router.get(
+    "/jobs/{job_uuid}/events",
+    response_model=EventList,
+    dependencies=[ReadAccess],
+    responses={404: {"description": "No such job."}},
+)
+async def job_events(
+    job_uuid: uuid.UUID,
+    services: ServicesDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="From a prev or next link.")] = None,
+) -> EventList:
+    """A job's history, oldest first: every report, accepted or refused."""
+    after = Cursor.decode(cursor) if cursor else None
+    events = await services.db.run(services.jobs.events, job_uuid, after, limit)
+    return EventList(
+        data=[EventPublic.model_validate(dict(row)) for row in events.rows],
+        prev=_link(request, events.prev),
+        next=_link(request, events.next),
+    )
+
+
+@router.get("/jobs", response_model=JobList, dependencies=[ReadAccess], responses=_ERRORS)
+async def search_jobs(
+    search: Annotated[JobSearch, Query()], services: ServicesDep, request: Request
+) -> JobList:
+    """Search jobs, newest first."""
+    found = await services.db.run(services.jobs.search, search)
+    root = base_url(request)
+    return JobList(
+        data=[JobPublic.from_row(row, root) for row in found.rows],
+        prev=_link(request, found.prev),
+        next=_link(request, found.next),
+    )

@@ -1,0 +1,90 @@
+"""Tables of the job domain: jobs and their history of reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from execdb.db import Base
+from execdb.jobs.states import Blame, Outcome, State
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so auto-incrementing).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _enum(enum: type[State] | type[Blame] | type[Outcome], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint: portable, readable in SQL, and a new
+    # value is a small migration rather than an ALTER TYPE.
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uuid: Mapped[UUID] = mapped_column(Uuid, unique=True)
+    state: Mapped[State] = mapped_column(_enum(State, "job_state"))
+    task: Mapped[str] = mapped_column(String(255))
+    item: Mapped[str] = mapped_column(String(1024))
+    item_type: Mapped[str] = mapped_column(String(64))
+    arch: Mapped[str | None] = mapped_column(String(32))
+    msg_id: Mapped[str | None] = mapped_column(String(255))
+    # Digest of (msg_id, task, item, item_type, arch): one job per bus message and target,
+    # however often the message is delivered. NULL (never unique) when there is no msg_id.
+    dedup_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    trigger_data: Mapped[dict[str, Any]]
+    executor: Mapped[dict[str, Any] | None]
+    blame: Mapped[Blame | None] = mapped_column(_enum(Blame, "job_blame"))
+    cause: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(default=1)
+    rescheduled_from: Mapped[UUID | None] = mapped_column(Uuid)
+    rescheduled_as: Mapped[UUID | None] = mapped_column(Uuid)
+    # Whether ExecDB itself (not an executor) set the current state: such a terminal state
+    # may be replaced by the executor's own late report (see jobs.states).
+    state_by_system: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+    # Searches page newest first by id, so each common filter gets (column, id).
+    __table_args__ = (
+        Index("ix_jobs_state_id", "state", "id"),
+        Index("ix_jobs_task_id", "task", "id"),
+        Index("ix_jobs_item_id", "item", "id"),
+        Index("ix_jobs_cause_id", "cause", "id"),
+        Index("ix_jobs_msg_id", "msg_id"),
+        Index("ix_jobs_created_at", "created_at"),
+    )
+
+
+class JobEvent(Base):
+    """One report about a job, whatever became of it: the job's history."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    by_system: Mapped[bool] = mapped_column(default=False)
+    from_state: Mapped[State | None] = mapped_column(_enum(State, "event_from_state"))
+    to_state: Mapped[State] = mapped_column(_enum(State, "event_to_state"))
+    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome, "event_outcome"))
+    payload: Mapped[dict[str, Any]]
+    message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)

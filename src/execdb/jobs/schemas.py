@@ -1,0 +1,179 @@
+"""What the API takes and gives for jobs; separate from the tables on purpose."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Self
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from sqlalchemy import RowMapping
+
+from execdb.causes.catalogue import CODE_MAX_LENGTH, is_valid_code
+from execdb.jobs.states import Blame, Outcome, State
+from execdb.jobs.text import storable_json, storable_text
+
+# One line of printable text, no surrounding blanks: names that people type and search for.
+_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _cause_code(value: object) -> object:
+    if isinstance(value, str) and not is_valid_code(value):
+        raise ValueError(
+            "a cause is a lower-case code 'family.name' of letters, digits and '_' "
+            f"(at most {CODE_MAX_LENGTH} characters), such as 'koji.timeout'"
+        )
+    return value
+
+
+TaskName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NAME_PATTERN)]
+ItemName = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=_NAME_PATTERN)]
+ItemType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
+Arch = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=_NAME_PATTERN)]
+MsgId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NAME_PATTERN)]
+StateIn = Annotated[State, BeforeValidator(_upper)]
+BlameIn = Annotated[Blame, BeforeValidator(_upper)]
+CauseCode = Annotated[str, BeforeValidator(_cause_code)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
+Text = Annotated[str, AfterValidator(storable_text)]
+
+
+class JobCreate(BaseModel):
+    """A new job, as the trigger knows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: TaskName
+    item: ItemName
+    item_type: ItemType
+    arch: Arch | None = None
+    msg_id: MsgId | None = Field(
+        default=None,
+        description="The bus message that caused the job. With it, posting the same "
+        "(msg_id, task, item, item_type, arch) again returns the existing job.",
+    )
+    trigger_data: JSONObject = Field(
+        default_factory=dict, description="Anything the trigger needs to schedule the job again."
+    )
+
+
+class JobReport(BaseModel):
+    """A state switch sent by an executor (or an admin)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"state": "RUNNING", "executor": {"name": "buildbot", "build": 42}},
+                {"state": "FINISHED"},
+                {
+                    "state": "CRASHED",
+                    "blame": "THIRD_PARTY",
+                    "cause": "koji.timeout",
+                    "details": "koji did not answer in 300 s",
+                },
+                {"state": "CANCELLED", "details": "superseded by a newer build"},
+            ]
+        },
+    )
+
+    state: StateIn
+    executor: JSONObject | None = Field(
+        default=None,
+        description="Only with RUNNING: who runs the job (name, builder, build, worker, log URL).",
+    )
+    blame: BlameIn | None = Field(
+        default=None,
+        description="Only with CRASHED. Missing or null: the cause's default blame, else UNKNOWN.",
+    )
+    cause: CauseCode | None = Field(default=None, description="Only with CRASHED.")
+    details: Text | None = Field(default=None, description="Free text; long text is shortened.")
+
+    @model_validator(mode="after")
+    def _fields_fit_state(self) -> Self:
+        if self.state != State.CRASHED:
+            for field in ("blame", "cause"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{field}: only a CRASHED report carries a {field}")
+        if self.executor is not None and self.state != State.RUNNING:
+            raise ValueError("executor: only a RUNNING report carries executor information")
+        return self
+
+
+class JobPublic(BaseModel):
+    uuid: UUID
+    href: str = Field(description="This job in the API.")
+    page: str = Field(description="This job's web page.")
+    state: State
+    task: str
+    item: str
+    item_type: str
+    arch: str | None
+    msg_id: str | None
+    trigger_data: dict[str, Any]
+    executor: dict[str, Any] | None
+    blame: Blame | None
+    cause: str | None
+    details: str | None
+    attempt: int
+    rescheduled_from: UUID | None
+    rescheduled_as: UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping, base_url: str) -> Self:
+        return cls(
+            href=f"{base_url}/api/v1/jobs/{row['uuid']}",
+            page=f"{base_url}/jobs/{row['uuid']}",
+            **{name: row[name] for name in _JOB_COLUMNS},
+        )
+
+
+_JOB_COLUMNS = tuple(name for name in JobPublic.model_fields if name not in {"href", "page"})
+
+
+class JobReported(JobPublic):
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What ExecDB changed or could not check in the report (unknown cause, "
+        "shortened details); the report was accepted all the same.",
+    )
+
+
+class JobList(BaseModel):
+    data: list[JobPublic]
+    prev: str | None = Field(description="The newer page, or null on the first one.")
+    next: str | None = Field(description="The older page, or null on the last one.")
+
+
+class EventPublic(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="The name of the token that sent the report, or 'execdb'.")
+    by_system: bool = Field(description="Whether ExecDB itself made this report (watchdog ...).")
+    from_state: State | None
+    to_state: State
+    outcome: Outcome
+    payload: dict[str, Any]
+    message: str | None
+
+
+class EventList(BaseModel):
+    data: list[EventPublic]
+    prev: str | None
+    next: str | None

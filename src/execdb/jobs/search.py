@@ -1,0 +1,139 @@
+"""Job search: the query parameters, following ResultsDB's conventions, and their SQL.
+
+Comma lists mean OR (`state=CRASHED,RUNNING`, or the parameter repeated); `task:like` and
+`item:like` take `*` wildcards; `since=START[,END]` bounds created_at (ISO 8601, UTC unless a
+zone is given); `cause=koji` matches the whole family (`koji`, `koji.timeout` ...).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from sqlalchemy import ColumnElement, and_, or_
+
+from execdb.causes.catalogue import FAMILY_RE
+from execdb.jobs.models import Job
+from execdb.jobs.states import Blame, State
+
+
+def _split(value: Any) -> Any:
+    """'a,b' or ['a,b', 'c'] -> ['a', 'b', 'c'] (blank entries dropped)."""
+    if value is None:
+        return None
+    parts = value if isinstance(value, list) else [value]
+    return [p.strip() for part in parts for p in str(part).split(",") if p.strip()] or None
+
+
+def _split_upper(value: Any) -> Any:
+    values = _split(value)
+    return [v.upper() for v in values] if values else values
+
+
+CommaList = Annotated[list[str] | None, BeforeValidator(_split)]
+
+
+def _parse_time(text: str, *, end: bool) -> datetime:
+    try:
+        if len(text) == 10:  # a bare date means the whole day
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.max if end else time.min)
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date or time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class JobSearch(BaseModel):
+    """Query parameters of GET /api/v1/jobs."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    state: Annotated[list[State] | None, BeforeValidator(_split_upper)] = Field(
+        default=None, description="Comma list of states."
+    )
+    task: CommaList = None
+    item: CommaList = None
+    item_type: CommaList = None
+    arch: CommaList = None
+    blame: Annotated[list[Blame] | None, BeforeValidator(_split_upper)] = None
+    cause: CommaList = Field(
+        default=None, description="Comma list of cause codes or families (`koji`)."
+    )
+    msg_id: CommaList = None
+    task_like: CommaList = Field(
+        default=None, alias="task:like", description="Task name pattern, `*` is a wildcard."
+    )
+    item_like: CommaList = Field(
+        default=None, alias="item:like", description="Item pattern, `*` is a wildcard."
+    )
+    since: str | None = Field(
+        default=None, description="START[,END] on created_at, ISO 8601, inclusive."
+    )
+    limit: int = Field(default=20, ge=1, le=1000)
+    cursor: str | None = Field(default=None, description="From a `prev` or `next` link.")
+
+    @field_validator("cause")
+    @classmethod
+    def _check_causes(cls, causes: list[str] | None) -> list[str] | None:
+        for cause in causes or ():
+            if not FAMILY_RE.match(cause):
+                raise ValueError(f"{cause!r} is not a cause code or family")
+        return causes
+
+    @field_validator("since")
+    @classmethod
+    def _check_since(cls, since: str | None) -> str | None:
+        if since is not None:
+            window(since)
+        return since
+
+
+def window(since: str) -> tuple[datetime, datetime | None]:
+    start, _, end = since.partition(",")
+    begin = _parse_time(start.strip(), end=False)
+    finish = _parse_time(end.strip(), end=True) if end.strip() else None
+    if finish is not None and finish < begin:
+        raise ValueError("the end of the window is before its start")
+    return begin, finish
+
+
+def _like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def conditions(search: JobSearch) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    for column, values in (
+        (Job.state, search.state),
+        (Job.blame, search.blame),
+        (Job.task, search.task),
+        (Job.item, search.item),
+        (Job.item_type, search.item_type),
+        (Job.arch, search.arch),
+        (Job.msg_id, search.msg_id),
+    ):
+        if values:
+            where.append(column.in_(values))
+    if search.cause:
+        # A range, not LIKE 'koji.%': it uses the index on every backend ('/' follows '.').
+        where.append(
+            or_(
+                *(
+                    or_(Job.cause == c, and_(Job.cause > c + ".", Job.cause < c + "/"))
+                    for c in search.cause
+                )
+            )
+        )
+    for column, patterns in ((Job.task, search.task_like), (Job.item, search.item_like)):
+        if patterns:
+            where.append(or_(*(column.ilike(_like(p), escape="\\") for p in patterns)))
+    if search.since:
+        begin, finish = window(search.since)
+        where.append(Job.created_at >= begin)
+        if finish is not None:
+            where.append(Job.created_at <= finish)
+    return where

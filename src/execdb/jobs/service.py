@@ -1,0 +1,250 @@
+"""The job service: creating jobs, applying reports, reading history, searching.
+
+Every public method is one short transaction and commits on its own; callers on the event loop
+run them through `Database.run`. Statements are SQLAlchemy Core on the ORM tables: a report
+is one locked read, one UPDATE ... RETURNING and one INSERT, and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from execdb.causes.catalogue import Catalogue
+from execdb.db import Database
+from execdb.errors import JobNotFound, TransitionRefused
+from execdb.ids import uuid7
+from execdb.jobs.models import Job, JobEvent
+from execdb.jobs.schemas import JobCreate, JobReport
+from execdb.jobs.search import JobSearch, conditions
+from execdb.jobs.states import TERMINAL, Blame, Outcome, State, decide
+from execdb.jobs.text import shorten
+from execdb.paging import Cursor, Page, keyset, page
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who sends a report: a token's name, or ExecDB itself."""
+
+    name: str
+    by_system: bool = False
+
+
+SYSTEM = Actor("execdb", by_system=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    job: RowMapping
+    outcome: Outcome
+    warnings: list[str] = field(default_factory=list)
+
+
+def dedup_key(new: JobCreate) -> str | None:
+    if new.msg_id is None:
+        return None
+    identity = [new.msg_id, new.task, new.item, new.item_type, new.arch]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+
+
+_JOB = select(Job.__table__)
+
+
+class JobService:
+    def __init__(self, db: Database, catalogue: Catalogue, *, details_max_bytes: int) -> None:
+        self.db = db
+        self.catalogue = catalogue
+        self.details_max_bytes = details_max_bytes
+
+    def create(self, new: JobCreate, actor: Actor, now: datetime) -> tuple[RowMapping, bool]:
+        """The new job and True, or the job already made for this message and False."""
+        key = dedup_key(new)
+        if key is not None and (existing := self._by_dedup_key(key)) is not None:
+            return existing, False
+        try:
+            with self.db.write() as conn:
+                job = (
+                    conn.execute(
+                        insert(Job).returning(*Job.__table__.c),
+                        {
+                            **new.model_dump(),
+                            "uuid": uuid7(),
+                            "state": State.SCHEDULED,
+                            "dedup_key": key,
+                            "created_at": now,
+                            "updated_at": now,
+                        },
+                    )
+                    .mappings()
+                    .one()
+                )
+                conn.execute(
+                    insert(JobEvent),
+                    {
+                        "job_id": job["id"],
+                        "at": now,
+                        "actor": actor.name,
+                        "by_system": actor.by_system,
+                        "from_state": None,
+                        "to_state": State.SCHEDULED,
+                        "outcome": Outcome.ACCEPTED,
+                        "payload": new.model_dump(exclude={"trigger_data"}, exclude_none=True),
+                        "message": "created",
+                    },
+                )
+            return job, True
+        except IntegrityError:
+            # Another process created the same job between our look-up and our insert.
+            if key is None or (existing := self._by_dedup_key(key)) is None:
+                raise
+            return existing, False
+
+    def _by_dedup_key(self, key: str) -> RowMapping | None:
+        with self.db.read() as conn:
+            return conn.execute(_JOB.where(Job.dedup_key == key)).mappings().one_or_none()
+
+    def get(self, job_uuid: uuid.UUID) -> RowMapping:
+        with self.db.read() as conn:
+            job = conn.execute(_JOB.where(Job.uuid == job_uuid)).mappings().one_or_none()
+        if job is None:
+            raise JobNotFound(job_uuid)
+        return job
+
+    def report(
+        self, job_uuid: uuid.UUID, report: JobReport, actor: Actor, now: datetime
+    ) -> Reported:
+        """Apply one report and record it, whatever its outcome.
+
+        Raises TransitionRefused after the refused report has been committed to the history.
+        """
+        warnings: list[str] = []
+        details = report.details
+        if details is not None:
+            details, omitted = shorten(details, self.details_max_bytes)
+            if omitted:
+                warnings.append(
+                    f"details: {omitted} bytes in the middle were left out to fit the "
+                    f"{self.details_max_bytes}-byte limit"
+                )
+        blame = report.blame
+        if report.state == State.CRASHED:
+            if report.cause is not None and report.cause not in self.catalogue:
+                warnings.append(
+                    f"cause: {report.cause!r} is not in the cause catalogue; kept as sent"
+                )
+            if blame is None:
+                blame = self.catalogue.default_blame(report.cause)
+        changes = _changes(report, blame, details, now)
+
+        with self.db.write() as conn:
+            job = self._lock(conn, job_uuid)
+            before = job["state"]
+            outcome = decide(
+                before,
+                report.state,
+                same_content=all(job[k] == v for k, v in changes.items() if k in _CONTENT),
+                current_set_by_system=job["state_by_system"],
+                by_system=actor.by_system,
+            )
+            message = _explain(job, report.state, outcome, warnings)
+            if outcome in (Outcome.ACCEPTED, Outcome.REPLACED):
+                job = (
+                    conn.execute(
+                        update(Job)
+                        .where(Job.id == job["id"])
+                        .values(**changes, state_by_system=actor.by_system, updated_at=now)
+                        .returning(*Job.__table__.c)
+                    )
+                    .mappings()
+                    .one()
+                )
+            payload = report.model_dump(mode="json", exclude_none=True)
+            if details is not None:
+                payload["details"] = details
+            conn.execute(
+                insert(JobEvent),
+                {
+                    "job_id": job["id"],
+                    "at": now,
+                    "actor": actor.name,
+                    "by_system": actor.by_system,
+                    "from_state": before,
+                    "to_state": report.state,
+                    "outcome": outcome,
+                    "payload": payload,
+                    "message": message,
+                },
+            )
+        if outcome is Outcome.REFUSED:
+            assert message is not None
+            raise TransitionRefused(message, uuid=str(job_uuid), state=before)
+        return Reported(job, outcome, warnings)
+
+    def _lock(self, conn: Connection, job_uuid: uuid.UUID) -> RowMapping:
+        stmt = _JOB.where(Job.uuid == job_uuid).with_for_update()
+        job = conn.execute(stmt).mappings().one_or_none()
+        if job is None:
+            raise JobNotFound(job_uuid)
+        return job
+
+    def events(self, job_uuid: uuid.UUID, cursor: Cursor | None, limit: int) -> Page[RowMapping]:
+        with self.db.read() as conn:
+            job_id = conn.execute(select(Job.id).where(Job.uuid == job_uuid)).scalar()
+            if job_id is None:
+                raise JobNotFound(job_uuid)
+            stmt = select(JobEvent.__table__).where(JobEvent.job_id == job_id)
+            stmt = keyset(stmt, JobEvent.id, cursor, limit, descending=False)
+            rows = conn.execute(stmt).mappings().all()
+        return page(rows, lambda r: int(r["id"]), cursor, limit)
+
+    def search(self, search: JobSearch) -> Page[RowMapping]:
+        cursor = Cursor.decode(search.cursor) if search.cursor else None
+        stmt = keyset(
+            _JOB.where(*conditions(search)), Job.id, cursor, search.limit, descending=True
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return page(rows, lambda r: int(r["id"]), cursor, search.limit)
+
+
+# The fields a report sets; a repeated report is harmless when it would set them all the same.
+_CONTENT = frozenset({"state", "executor", "blame", "cause", "details"})
+
+
+def _changes(
+    report: JobReport, blame: Blame | None, details: str | None, now: datetime
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {"state": report.state}
+    if report.state == State.RUNNING:
+        changes["started_at"] = now
+        if report.executor is not None:
+            changes["executor"] = report.executor
+    elif report.state in TERMINAL:
+        # A terminal report says everything about how the job ended, so it also clears what an
+        # earlier verdict (which it may replace) had said.
+        changes.update(blame=blame, cause=report.cause, details=details, finished_at=now)
+    return changes
+
+
+def _explain(
+    job: RowMapping, requested: State, outcome: Outcome, warnings: list[str]
+) -> str | None:
+    current = job["state"]
+    if outcome is Outcome.REFUSED:
+        if requested == current:
+            return (
+                f"job {job['uuid']} is already {current} with different content; "
+                "a report cannot change what a previous one said"
+            )
+        return f"job {job['uuid']} is {current}; it cannot become {requested}"
+    if outcome is Outcome.REPLACED:
+        return f"replaced the {current} state that ExecDB itself had set"
+    return "; ".join(warnings) or None

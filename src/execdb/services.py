@@ -1,0 +1,32 @@
+"""Everything a process needs, built once from the settings: the server and the CLI share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from execdb.auth.service import TokenService
+from execdb.causes.catalogue import Catalogue, load_catalogue
+from execdb.config import Settings
+from execdb.db import Database
+from execdb.jobs.service import JobService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    catalogue: Catalogue
+    jobs: JobService
+    tokens: TokenService
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database | None = None) -> Services:
+        db = db or Database(settings)
+        catalogue = load_catalogue(settings.causes_file)
+        return cls(
+            settings=settings,
+            db=db,
+            catalogue=catalogue,
+            jobs=JobService(db, catalogue, details_max_bytes=settings.details_max_bytes),
+            tokens=TokenService(db),
+        )
