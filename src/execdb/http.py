@@ -42,7 +42,11 @@ def base_url(request: Request) -> str:
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # Query lists ("state=A,B") are one parameter to the user: drop their item index.
+    drop = {"body", "query", "path", "header"}
+    parts = [
+        str(p) for p in loc if p not in drop and not (loc[0] == "query" and isinstance(p, int))
+    ]
     return ".".join(parts) or "body"
 
 
@@ -59,6 +63,9 @@ def _validation_message(exc: RequestValidationError, request: Request) -> str:
             continue
         if error.get("type") == "extra_forbidden":
             msg = "unknown field" if loc and loc[0] == "body" else "unknown parameter"
+        given = error.get("input")
+        if isinstance(given, str | int | float) and len(str(given)) <= 80:
+            msg = f"{msg} (got {given!r})"
         field = _field(loc)
         # Model-level checks name their field themselves ("blame: only a CRASHED ...").
         problems.append(

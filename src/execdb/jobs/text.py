@@ -38,7 +38,8 @@ def storable_json(value: Any, path: str = "") -> Any:
     if isinstance(value, str):
         return storable_text(value)
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path or 'value'}: {value} is not a JSON number")
+        where = f" (at {path})" if path else ""
+        raise ValueError(f"NaN and Infinity are not JSON numbers{where}")
     if isinstance(value, dict):
         return {
             storable_text(str(k)): storable_json(v, f"{path}.{k}" if path else str(k))

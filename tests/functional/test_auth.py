@@ -1,0 +1,132 @@
+"""Authentication and scopes on every write route, found from the app itself so that a new
+write route cannot be added without being covered here."""
+
+from __future__ import annotations
+
+import pytest
+
+from execdb.app import create_app
+from execdb.config import Settings
+from tests.helpers import create_job, job_in
+from tests.live import LiveServer
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# The scope each write route needs; a new route fails test_every_write_route_is_listed.
+SCOPE = {
+    ("POST", "/api/v1/jobs"): "create",
+    ("PATCH", "/api/v1/jobs/{job_uuid}"): "report",
+}
+BODY = {
+    ("POST", "/api/v1/jobs"): {"task": "t", "item": "i", "item_type": "koji_build"},
+    ("PATCH", "/api/v1/jobs/{job_uuid}"): {"state": "RUNNING"},
+}
+
+
+def write_routes() -> set[tuple[str, str]]:
+    paths = create_app(Settings(database_url="sqlite://")).openapi()["paths"]
+    return {
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method in operations
+        if method.upper() in WRITE_METHODS
+    }
+
+
+def test_every_write_route_is_listed() -> None:
+    assert write_routes() == set(SCOPE)
+
+
+def _call(server: LiveServer, route: tuple[str, str], headers: dict[str, str]) -> tuple[int, str]:
+    method, path = route
+    with server.client("admin") as admin:
+        uuid = create_job(admin)["uuid"]
+        with server.client() as client:
+            response = client.request(
+                method, path.format(job_uuid=uuid), json=BODY[route], headers=headers
+            )
+        after = admin.get(f"/api/v1/jobs/{uuid}").json()
+        listed = admin.get("/api/v1/jobs").json()["data"]
+    if response.status_code >= 400:
+        assert after["state"] == "SCHEDULED", "a refused request changes nothing"
+        assert len(listed) == 1, "a refused request creates nothing"
+    return response.status_code, response.text
+
+
+@pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
+def test_without_a_token_is_401(server: LiveServer, route: tuple[str, str]) -> None:
+    status, text = _call(server, route, {})
+    assert status == 401
+    assert "Authorization: Bearer" in text
+
+
+@pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
+@pytest.mark.parametrize(
+    "header", ["Bearer nope", "Bearer", "Basic dXNlcjpwYXNz", "execdb_x"], ids=repr
+)
+def test_a_bad_token_is_401(server: LiveServer, route: tuple[str, str], header: str) -> None:
+    status, text = _call(server, route, {"Authorization": header})
+    assert status == 401
+    assert "nope" not in text, "the error never echoes a secret"
+
+
+@pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
+def test_a_revoked_token_is_401(server: LiveServer, route: tuple[str, str]) -> None:
+    status, text = _call(server, route, {"Authorization": f"Bearer {server.tokens['revoked']}"})
+    assert status == 401
+    assert "revoked" in text
+
+
+@pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
+def test_the_wrong_scope_is_403(server: LiveServer, route: tuple[str, str]) -> None:
+    wrong = "report" if SCOPE[route] == "create" else "create"
+    status, text = _call(server, route, {"Authorization": f"Bearer {server.tokens[wrong]}"})
+    assert status == 403
+    assert SCOPE[route] in text
+
+
+@pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
+@pytest.mark.parametrize("token", ["admin", "both"])
+def test_the_right_scope_or_admin_is_accepted(
+    server: LiveServer, route: tuple[str, str], token: str
+) -> None:
+    status, text = _call(server, route, {"Authorization": f"Bearer {server.tokens[token]}"})
+    assert status in (200, 201), text
+
+
+def test_reports_name_the_token_that_sent_them(server: LiveServer) -> None:
+    with server.client("create") as trigger, server.client("report") as executor:
+        job = create_job(trigger)
+        executor.patch(f"/api/v1/jobs/{job['uuid']}", json={"state": "RUNNING"})
+        history = executor.get(f"/api/v1/jobs/{job['uuid']}/events").json()["data"]
+    assert [e["actor"] for e in history] == ["test-create", "test-report"]
+
+
+def test_reads_are_public_by_default(server: LiveServer) -> None:
+    with server.client("admin") as admin:
+        job = job_in(admin, "RUNNING")
+    with server.client() as anonymous:
+        for path in (
+            f"/api/v1/jobs/{job['uuid']}",
+            f"/api/v1/jobs/{job['uuid']}/events",
+            "/api/v1/jobs",
+            "/api/v1/causes",
+            f"/jobs/{job['uuid']}",
+        ):
+            assert anonymous.get(path).status_code == 200, path
+
+
+def test_reads_can_require_a_token(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: LiveServer = make_server(require_token_for_reads=True)
+    with server.client("admin") as admin:
+        job = create_job(admin)
+    paths = [
+        f"/api/v1/jobs/{job['uuid']}",
+        "/api/v1/jobs",
+        "/api/v1/causes",
+        f"/jobs/{job['uuid']}",
+    ]
+    with server.client() as anonymous, server.client("report") as reader:
+        for path in paths:
+            assert anonymous.get(path).status_code == 401, path
+            assert reader.get(path).status_code == 200, path
+        assert anonymous.get("/healthz").status_code == 200

@@ -1,0 +1,166 @@
+"""Searching jobs: ResultsDB-style filters and keyset paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import create_job, report
+from tests.live import LiveServer
+
+
+def uuids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [job["uuid"] for job in response.json()["data"]]
+
+
+@pytest.fixture
+def seeded(server: LiveServer) -> dict[str, Any]:
+    """Six jobs, oldest first, in a spread of states, tasks, arches and causes."""
+    with server.client("admin") as client:
+        jobs = [
+            create_job(client, task="rpmlint", item="foo-1.0-1.fc40", arch="x86_64"),
+            create_job(client, task="rpmlint", item="bar-2.0-1.fc40", arch="aarch64"),
+            create_job(client, task="rpmdeplint", item="foo-1.0-1.fc40", msg_id="m-7"),
+            create_job(client, task="depcheck", item="FEDORA-2026-1", item_type="bodhi_update"),
+            create_job(client, task="dist.abicheck", item="baz_x-1.0", arch="x86_64"),
+            create_job(client, task="rpmlint", item="qux-100%-1", arch="noarch"),
+        ]
+        for job, crash in zip(
+            jobs[:4],
+            [
+                ("koji.timeout", None),
+                ("koji.build_not_found", None),
+                ("bodhi.error", None),
+                ("task.exception", "TASK"),
+            ],
+            strict=True,
+        ):
+            report(client, job["uuid"], state="RUNNING")
+            cause, blame = crash
+            report(client, job["uuid"], state="CRASHED", cause=cause, blame=blame)
+        report(client, jobs[4]["uuid"], state="RUNNING")
+    return {"ids": [j["uuid"] for j in jobs], "jobs": jobs}
+
+
+def newest_first(seeded: dict[str, Any], *indexes: int) -> list[str]:
+    return [seeded["ids"][i] for i in sorted(indexes, reverse=True)]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, [0, 1, 2, 3, 4, 5]),
+        ({"state": "CRASHED"}, [0, 1, 2, 3]),
+        ({"state": "running,scheduled"}, [4, 5]),
+        ({"task": "rpmlint"}, [0, 1, 5]),
+        ({"task": "rpmlint,depcheck"}, [0, 1, 3, 5]),
+        ({"task:like": "rpm*"}, [0, 1, 2, 5]),
+        ({"task:like": "*.abi*"}, [4]),
+        ({"item:like": "*100%*"}, [5]),
+        ({"item:like": "baz_x*"}, [4]),
+        ({"item:like": "baz%x*"}, []),
+        ({"item": "foo-1.0-1.fc40"}, [0, 2]),
+        ({"item_type": "bodhi_update"}, [3]),
+        ({"arch": "x86_64,noarch"}, [0, 2, 3, 4, 5]),
+        ({"arch": "aarch64"}, [1]),
+        ({"blame": "third_party"}, [0, 1, 2]),
+        ({"blame": "TASK"}, [3]),
+        ({"cause": "koji"}, [0, 1]),
+        ({"cause": "koji.timeout"}, [0]),
+        ({"cause": "koji,bodhi"}, [0, 1, 2]),
+        ({"cause": "ko"}, []),
+        ({"msg_id": "m-7"}, [2]),
+        ({"task": "rpmlint", "state": "CRASHED"}, [0, 1]),
+        ({"since": "2000-01-01"}, [0, 1, 2, 3, 4, 5]),
+        ({"since": "2000-01-01,2000-12-31"}, []),
+        ({"since": "2999-01-01T00:00:00Z"}, []),
+    ],
+)
+def test_filters(
+    server: LiveServer, seeded: dict[str, Any], params: dict[str, str], expected: list[int]
+) -> None:
+    with server.client() as client:
+        found = uuids(client.get("/api/v1/jobs", params=params))
+    assert found == newest_first(seeded, *expected)
+
+
+def test_a_repeated_parameter_means_or(server: LiveServer, seeded: dict[str, Any]) -> None:
+    with server.client() as client:
+        found = uuids(client.get("/api/v1/jobs?task=depcheck&task=dist.abicheck"))
+    assert found == newest_first(seeded, 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"state": "DONE"}, "state"),
+        ({"blame": "NOBODY"}, "blame"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2026-02-01,2026-01-01"}, "since"),
+        ({"cause": "Koji!"}, "cause"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_filters_are_400(server: LiveServer, params: dict[str, str], field: str) -> None:
+    with server.client() as client:
+        response = client.get("/api/v1/jobs", params=params)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith(f"{field}:"), response.text
+
+
+def test_paging_walks_forward_and_back(server: LiveServer) -> None:
+    with server.client("admin") as client:
+        made = [create_job(client, item=f"pkg-{n}")["uuid"] for n in range(25)]
+        for n in range(0, 25, 5):
+            create_job(client, task="other", item=f"pkg-{n}")
+        newest = list(reversed(made))
+
+        first = client.get("/api/v1/jobs", params={"task": "rpmlint", "limit": 10}).json()
+        assert [j["uuid"] for j in first["data"]] == newest[:10]
+        assert first["prev"] is None
+        second = client.get(first["next"]).json()
+        assert [j["uuid"] for j in second["data"]] == newest[10:20]
+        third = client.get(second["next"]).json()
+        assert [j["uuid"] for j in third["data"]] == newest[20:]
+        assert third["next"] is None, "the last page says so"
+
+        back = client.get(third["prev"]).json()
+        assert [j["uuid"] for j in back["data"]] == newest[10:20]
+        front = client.get(back["prev"]).json()
+        assert [j["uuid"] for j in front["data"]] == newest[:10]
+        assert front["prev"] is None, "the first page, reached backwards, says so too"
+        assert front["next"] is not None
+    assert "task=rpmlint" in second["next"], "links keep the filters"
+    assert second["next"].startswith(server.url)
+
+
+def test_paging_sees_new_jobs_only_on_the_first_page(server: LiveServer) -> None:
+    with server.client("admin") as client:
+        made = [create_job(client, item=f"pkg-{n}")["uuid"] for n in range(6)]
+        first = client.get("/api/v1/jobs", params={"limit": 3}).json()
+        late = create_job(client, item="late")["uuid"]
+        second = client.get(first["next"]).json()
+        again = client.get(second["prev"]).json()
+    assert [j["uuid"] for j in second["data"]] == list(reversed(made[:3])), "no duplicates"
+    assert late not in [j["uuid"] for j in again["data"]]
+    assert again["prev"] is not None, "the newer job is one page further back"
+
+
+def test_events_page_oldest_first(server: LiveServer) -> None:
+    with server.client("admin") as client:
+        job = create_job(client)
+        report(client, job["uuid"], state="RUNNING")
+        for _ in range(4):
+            report(client, job["uuid"], state="RUNNING")
+        page = client.get(f"/api/v1/jobs/{job['uuid']}/events", params={"limit": 4}).json()
+        rest = client.get(page["next"]).json()
+    assert [e["outcome"] for e in page["data"]] == ["accepted", "accepted", "repeated", "repeated"]
+    assert [e["outcome"] for e in rest["data"]] == ["repeated", "repeated"]
+    assert page["data"][0]["to_state"] == "SCHEDULED"
+    assert rest["next"] is None
