@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
@@ -95,7 +96,10 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("execdb_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight to the driver: this runs once per transaction, on the hot path.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN"
+        )
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -116,27 +120,51 @@ def make_engine(settings: Settings) -> Engine:
 
 
 class Database:
-    """An engine plus the threads that talk to it; one per process."""
+    """An engine plus the threads that talk to it; one per process.
+
+    Each database thread keeps one connection for its whole life: checking a connection out
+    of the pool and back for every request costs more than the short transactions it runs.
+    Other threads (the command line, tests) borrow one from the pool per transaction.
+    """
 
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._local = threading.local()
+        self._kept: list[Connection] = []
+        self._kept_lock = threading.Lock()
         threads = 1 if self.is_sqlite else settings.db_pool_size
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="execdb-db")
+        self._executor = ThreadPoolExecutor(
+            threads, thread_name_prefix="execdb-db", initializer=self._keep_connection
+        )
+
+    def _keep_connection(self) -> None:
+        conn = self.engine.connect()
+        self._local.conn = conn
+        with self._kept_lock:
+            self._kept.append(conn)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A connection in a write transaction, committed when the block ends without error."""
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        kept: Connection | None = getattr(self._local, "conn", None)
+        if kept is not None:
+            kept.execution_options(execdb_write=write)
+            with kept.begin():
+                yield kept
+            return
         with self.engine.connect() as conn:
-            conn = conn.execution_options(execdb_write=True)
+            conn.execution_options(execdb_write=write)
             with conn.begin():
                 yield conn
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+    def write(self) -> AbstractContextManager[Connection]:
+        """A connection in a write transaction, committed when the block ends without error."""
+        return self._transaction(write=True)
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A connection in a read-only transaction."""
+        return self._transaction(write=False)
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a synchronous service call on the database threads."""
@@ -145,6 +173,10 @@ class Database:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        with self._kept_lock:
+            for conn in self._kept:
+                conn.close()
+            self._kept.clear()
         self.engine.dispose()
 
 

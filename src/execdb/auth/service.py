@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from execdb.auth.models import ApiToken
@@ -26,6 +26,11 @@ SCOPES = ("create", "report", "admin")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
 RESERVED_NAMES = frozenset({"execdb"})  # the actor name of ExecDB's own reports
 PREFIX = "execdb_"
+
+
+_ACTIVE_BY_HASH = select(ApiToken.__table__).where(
+    ApiToken.secret_hash == bindparam("hash"), ApiToken.revoked_at.is_(None)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +101,6 @@ class TokenService:
 
     def authenticate(self, secret: str) -> Token | None:
         """The active token with this secret, or None."""
-        stmt = select(ApiToken.__table__).where(
-            ApiToken.secret_hash == digest(secret), ApiToken.revoked_at.is_(None)
-        )
         with self.db.read() as conn:
-            row = conn.execute(stmt).one_or_none()
+            row = conn.execute(_ACTIVE_BY_HASH, {"hash": digest(secret)}).one_or_none()
         return _token(row) if row is not None else None

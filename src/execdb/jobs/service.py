@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import RowMapping, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -55,7 +55,15 @@ def dedup_key(new: JobCreate) -> str | None:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
+# Hot statements are built once: constructing a statement costs more than running it.
 _JOB = select(Job.__table__)
+_JOB_BY_UUID = _JOB.where(Job.uuid == bindparam("uuid"))
+_JOB_TO_UPDATE = _JOB_BY_UUID.with_for_update()
+_JOB_BY_DEDUP_KEY = _JOB.where(Job.dedup_key == bindparam("key"))
+_INSERT_JOB = insert(Job).returning(*Job.__table__.c)
+_UPDATE_JOB = update(Job).where(Job.id == bindparam("_id")).returning(*Job.__table__.c)
+_INSERT_EVENT = insert(JobEvent)
+_JOB_ID = select(Job.id).where(Job.uuid == bindparam("uuid"))
 
 
 class JobService:
@@ -73,7 +81,7 @@ class JobService:
             with self.db.write() as conn:
                 job = (
                     conn.execute(
-                        insert(Job).returning(*Job.__table__.c),
+                        _INSERT_JOB,
                         {
                             **new.model_dump(),
                             "uuid": uuid7(),
@@ -87,7 +95,7 @@ class JobService:
                     .one()
                 )
                 conn.execute(
-                    insert(JobEvent),
+                    _INSERT_EVENT,
                     {
                         "job_id": job["id"],
                         "at": now,
@@ -109,11 +117,11 @@ class JobService:
 
     def _by_dedup_key(self, key: str) -> RowMapping | None:
         with self.db.read() as conn:
-            return conn.execute(_JOB.where(Job.dedup_key == key)).mappings().one_or_none()
+            return conn.execute(_JOB_BY_DEDUP_KEY, {"key": key}).mappings().one_or_none()
 
     def get(self, job_uuid: uuid.UUID) -> RowMapping:
         with self.db.read() as conn:
-            job = conn.execute(_JOB.where(Job.uuid == job_uuid)).mappings().one_or_none()
+            job = conn.execute(_JOB_BY_UUID, {"uuid": job_uuid}).mappings().one_or_none()
         if job is None:
             raise JobNotFound(job_uuid)
         return job
@@ -156,21 +164,13 @@ class JobService:
             )
             message = _explain(job, report.state, outcome, warnings)
             if outcome in (Outcome.ACCEPTED, Outcome.REPLACED):
-                job = (
-                    conn.execute(
-                        update(Job)
-                        .where(Job.id == job["id"])
-                        .values(**changes, state_by_system=actor.by_system, updated_at=now)
-                        .returning(*Job.__table__.c)
-                    )
-                    .mappings()
-                    .one()
-                )
+                values = {**changes, "state_by_system": actor.by_system, "updated_at": now}
+                job = conn.execute(_UPDATE_JOB, {"_id": job["id"], **values}).mappings().one()
             payload = report.model_dump(mode="json", exclude_none=True)
             if details is not None:
                 payload["details"] = details
             conn.execute(
-                insert(JobEvent),
+                _INSERT_EVENT,
                 {
                     "job_id": job["id"],
                     "at": now,
@@ -189,15 +189,14 @@ class JobService:
         return Reported(job, outcome, warnings)
 
     def _lock(self, conn: Connection, job_uuid: uuid.UUID) -> RowMapping:
-        stmt = _JOB.where(Job.uuid == job_uuid).with_for_update()
-        job = conn.execute(stmt).mappings().one_or_none()
+        job = conn.execute(_JOB_TO_UPDATE, {"uuid": job_uuid}).mappings().one_or_none()
         if job is None:
             raise JobNotFound(job_uuid)
         return job
 
     def events(self, job_uuid: uuid.UUID, cursor: Cursor | None, limit: int) -> Page[RowMapping]:
         with self.db.read() as conn:
-            job_id = conn.execute(select(Job.id).where(Job.uuid == job_uuid)).scalar()
+            job_id = conn.execute(_JOB_ID, {"uuid": job_uuid}).scalar()
             if job_id is None:
                 raise JobNotFound(job_uuid)
             stmt = select(JobEvent.__table__).where(JobEvent.job_id == job_id)
