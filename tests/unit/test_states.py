@@ -1,0 +1,59 @@
+"""The transition table, checked against the table the issue wrote down."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from execdb.jobs.states import ALLOWED, TERMINAL, Outcome, State, decide
+
+S, R, F, C, X = (State.SCHEDULED, State.RUNNING, State.FINISHED, State.CRASHED, State.CANCELLED)
+LEGAL = {(S, R), (S, C), (S, X), (R, F), (R, C), (R, X)}
+
+
+@pytest.mark.parametrize(("current", "requested"), list(itertools.product(State, State)))
+def test_only_the_documented_transitions_are_accepted(current: State, requested: State) -> None:
+    outcome = decide(
+        current, requested, same_content=False, current_set_by_system=False, by_system=False
+    )
+    expected = Outcome.ACCEPTED if (current, requested) in LEGAL else Outcome.REFUSED
+    assert outcome is expected
+    assert (requested in ALLOWED[current]) == ((current, requested) in LEGAL)
+
+
+def test_terminal_states_lead_nowhere() -> None:
+    assert {F, C, X} == TERMINAL
+    assert all(not ALLOWED[state] for state in TERMINAL)
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_the_same_report_again_is_a_harmless_repeat(state: State) -> None:
+    for by_system in (False, True):
+        outcome = decide(
+            state, state, same_content=True, current_set_by_system=by_system, by_system=False
+        )
+        assert outcome is Outcome.REPEATED
+
+
+@pytest.mark.parametrize(("current", "requested"), list(itertools.product(TERMINAL, TERMINAL)))
+def test_the_executor_may_replace_a_verdict_of_execdb(current: State, requested: State) -> None:
+    def outcome(*, set_by_system: bool, by_system: bool) -> Outcome:
+        return decide(
+            current,
+            requested,
+            same_content=False,
+            current_set_by_system=set_by_system,
+            by_system=by_system,
+        )
+
+    assert outcome(set_by_system=True, by_system=False) is Outcome.REPLACED
+    assert outcome(set_by_system=False, by_system=False) is Outcome.REFUSED
+    assert outcome(set_by_system=True, by_system=True) is Outcome.REFUSED, (
+        "ExecDB never overrules itself"
+    )
+
+
+def test_a_late_running_report_does_not_reopen_a_verdict() -> None:
+    outcome = decide(C, R, same_content=False, current_set_by_system=True, by_system=False)
+    assert outcome is Outcome.REFUSED
