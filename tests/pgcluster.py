@@ -475,8 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also create this database and print its URL instead",
     )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGHUP, _raise_keyboard_interrupt)
+    # Also when started with SIGINT ignored (as background jobs of scripts are).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_keyboard_interrupt)
     try:
         with PostgresCluster(args.base_dir) as cluster:
             url = cluster.create_database(args.database) if args.database else cluster.url

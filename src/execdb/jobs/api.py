@@ -94,8 +94,7 @@ async def report(
     illegal switch answers 409 and is recorded in the job's history all the same.
     """
     done = await services.db.run(services.jobs.report, job_uuid, body, actor, utcnow())
-    job = JobPublic.from_row(done.job, base_url(request))
-    return JobReported(**job.__dict__, warnings=done.warnings)
+    return JobReported.from_row(done.job, base_url(request), warnings=done.warnings)
 
 
 @router.get(

@@ -136,11 +136,12 @@ class JobPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: RowMapping, base_url: str) -> Self:
+    def from_row(cls, row: RowMapping, base_url: str, **extra: Any) -> Self:
         return cls(
             href=f"{base_url}/api/v1/jobs/{row['uuid']}",
             page=f"{base_url}/jobs/{row['uuid']}",
             **{name: row[name] for name in _JOB_COLUMNS},
+            **extra,
         )
 
 
