@@ -34,6 +34,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import urllib.parse
@@ -171,6 +172,26 @@ def _tail(path: Path, offset: int = 0, lines: int = 40) -> str:
     except OSError as exc:
         return f"(no server log: {exc})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _parent_death_prefix() -> list[str]:
+    """A command prefix that makes the server quit (SIGQUIT: immediate
+    shutdown) if this process dies without stopping it, e.g. when killed.
+
+    The kernel sends the signal when the *thread* that started the server
+    ends, so this is only done from the main thread. Needs util-linux's
+    ``setpriv`` (2.33 or later); without it the server just outlives us.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return []
+    prefix = [setpriv, "--pdeathsig", "QUIT", "--"]
+    probe = subprocess.run(
+        [*prefix, "true"], check=False, stdin=subprocess.DEVNULL, capture_output=True
+    )
+    return prefix if probe.returncode == 0 else []
 
 
 def _children(pid: int) -> list[int]:
@@ -383,7 +404,7 @@ class PostgresCluster:
             "port": str(port),
             "unix_socket_directories": socket_dirs,
         }
-        cmd = [str(self._binaries.postgres), "-D", str(self.data_dir)]
+        cmd = [*_parent_death_prefix(), str(self._binaries.postgres), "-D", str(self.data_dir)]
         for name, value in settings.items():
             cmd += ["-c", f"{name}={value}"]
         return subprocess.Popen(

@@ -1,14 +1,18 @@
 """Storage plumbing: the declarative base, column types, and the `Database` handle.
 
-The service layer is synchronous SQLAlchemy Core on ORM-mapped tables: it is the fastest way to
-drive SQLite, and psycopg releases the GIL while it waits on PostgreSQL. `Database.run` moves
-one whole service call (one short transaction) off the event loop, so a request costs one
-thread hop however many statements it runs.
+The service layer is synchronous SQLAlchemy Core on ORM-mapped tables, one short transaction
+per call; the server reaches it through `Database.run`:
 
-On SQLite a process talks to the database from a single thread: SQLite admits one writer at a
-time anyway, and queueing in-process is far cheaper than SQLite's busy-wait back-off. Write
-transactions start with BEGIN IMMEDIATE, so two processes sharing the file wait for the lock
-up front instead of failing when a reader tries to upgrade.
+- On SQLite the call runs right on the event loop. A transaction takes a fraction of a
+  millisecond, SQLite admits one writer at a time anyway, and a database thread would cost
+  more than it saves: every hop is a wake-up, and the two threads fight over the GIL (a
+  thread that wants it back waits up to the 5 ms switch interval while the loop parses the
+  next request), which capped throughput at a few hundred requests a second.
+- On PostgreSQL the call runs on a pool of database threads: psycopg releases the GIL while
+  it waits on the server, so the loop goes on serving while queries are in flight.
+
+Write transactions on SQLite start with BEGIN IMMEDIATE, so that two processes sharing the
+file wait for the lock up front instead of failing when a reader tries to upgrade.
 """
 
 from __future__ import annotations
@@ -122,8 +126,9 @@ def make_engine(settings: Settings) -> Engine:
 class Database:
     """An engine plus the threads that talk to it; one per process.
 
-    Each database thread keeps one connection for its whole life: checking a connection out
-    of the pool and back for every request costs more than the short transactions it runs.
+    The threads serving `run` (the event loop's on SQLite, the database threads on
+    PostgreSQL) each keep one connection for their whole life: checking a connection out of
+    the pool and back for every request costs more than the short transactions it runs.
     Other threads (the command line, tests) borrow one from the pool per transaction.
     """
 
@@ -134,10 +139,13 @@ class Database:
         self._local = threading.local()
         self._kept: list[Connection] = []
         self._kept_lock = threading.Lock()
-        threads = 1 if self.is_sqlite else settings.db_pool_size
-        self._executor = ThreadPoolExecutor(
-            threads, thread_name_prefix="execdb-db", initializer=self._keep_connection
-        )
+        self._executor: ThreadPoolExecutor | None = None
+        if not self.is_sqlite:
+            self._executor = ThreadPoolExecutor(
+                settings.db_pool_size,
+                thread_name_prefix="execdb-db",
+                initializer=self._keep_connection,
+            )
 
     def _keep_connection(self) -> None:
         conn = self.engine.connect()
@@ -167,12 +175,17 @@ class Database:
         return self._transaction(write=False)
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a synchronous service call on the database threads."""
+        """Run a synchronous service call from the event loop (see the module docstring)."""
+        if self._executor is None:
+            if getattr(self._local, "conn", None) is None:
+                self._keep_connection()
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         with self._kept_lock:
             for conn in self._kept:
                 conn.close()

@@ -23,12 +23,17 @@ from execdb.services import Services
 log = logging.getLogger("execdb")
 
 
+async def services_of(request: Request) -> Services:
+    # async on purpose: FastAPI runs plain-function dependencies on a thread pool.
+    return get_services(request)
+
+
 def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 def base_url(request: Request) -> str:

@@ -181,7 +181,8 @@ def test_long_details_keep_head_and_tail(make_server) -> None:  # type: ignore[n
     body = response.json()
     assert response.status_code == 200
     kept = body["details"]
-    assert kept.startswith("HEAD") and kept.endswith("TAIL")
+    assert kept.startswith("HEAD")
+    assert kept.endswith("TAIL")
     assert len(kept.encode()) <= 4096
     assert "bytes omitted by ExecDB" in kept
     assert "4096-byte limit" in body["warnings"][0]
