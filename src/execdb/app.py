@@ -43,6 +43,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         static_url="/static/apidocs",
+        telemetry={
+            "tracing": settings.telemetry,
+            "metrics": settings.telemetry,
+            "logs": settings.telemetry,
+            "operation_spans": settings.telemetry,
+        },
     )
     app.state.services = services
     register_handlers(app)

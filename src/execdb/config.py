@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
     access_log: bool = True
+    telemetry: bool = Field(
+        default=False,
+        description="FastAPI's OpenTelemetry traces, metrics and logs (needs a configured "
+        "OpenTelemetry SDK); off by default, since checking for it costs on every request.",
+    )
 
     @field_validator("database_url")
     @classmethod
