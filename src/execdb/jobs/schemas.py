@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Self, cast
 from uuid import UUID
@@ -15,7 +16,6 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from sqlalchemy import RowMapping
 
 from execdb.causes.catalogue import CODE_MAX_LENGTH, is_valid_code
 from execdb.jobs.states import Blame, Outcome, State
@@ -136,7 +136,7 @@ class JobPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: RowMapping, base_url: str, **extra: Any) -> Self:
+    def from_row(cls, row: Mapping[str, Any], base_url: str, **extra: Any) -> Self:
         # Rows come from our own tables, already typed: validating them again would be the
         # most expensive step of a read.
         job = cls.model_construct(

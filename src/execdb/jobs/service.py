@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +29,8 @@ from execdb.jobs.search import JobSearch, conditions
 from execdb.jobs.states import TERMINAL, Blame, Outcome, State, decide
 from execdb.jobs.text import shorten
 from execdb.paging import Cursor, Page, keyset, page
+
+JobRow = Mapping[Any, Any]  # a row of the jobs table, by column name
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ SYSTEM = Actor("execdb", by_system=True)
 
 @dataclass(frozen=True, slots=True)
 class Reported:
-    job: RowMapping
+    job: JobRow
     outcome: Outcome
     warnings: list[str] = field(default_factory=list)
 
@@ -60,10 +63,28 @@ _JOB = select(Job.__table__)
 _JOB_BY_UUID = _JOB.where(Job.uuid == bindparam("uuid"))
 _JOB_TO_UPDATE = _JOB_BY_UUID.with_for_update()
 _JOB_BY_DEDUP_KEY = _JOB.where(Job.dedup_key == bindparam("key"))
-_INSERT_JOB = insert(Job).returning(*Job.__table__.c)
-_UPDATE_JOB = update(Job).where(Job.id == bindparam("_id")).returning(*Job.__table__.c)
+_INSERT_JOB = insert(Job)
+_UPDATE_JOB = update(Job).where(Job.id == bindparam("_id"))
 _INSERT_EVENT = insert(JobEvent)
 _JOB_ID = select(Job.id).where(Job.uuid == bindparam("uuid"))
+
+# A new job's columns before the trigger's fields are added. Writes build the row they store
+# and answer with it, rather than reading it back.
+_NEW_JOB: dict[str, Any] = {
+    "state": State.SCHEDULED,
+    "arch": None,
+    "msg_id": None,
+    "executor": None,
+    "blame": None,
+    "cause": None,
+    "details": None,
+    "attempt": 1,
+    "rescheduled_from": None,
+    "rescheduled_as": None,
+    "state_by_system": False,
+    "started_at": None,
+    "finished_at": None,
+}
 
 
 class JobService:
@@ -72,28 +93,22 @@ class JobService:
         self.catalogue = catalogue
         self.details_max_bytes = details_max_bytes
 
-    def create(self, new: JobCreate, actor: Actor, now: datetime) -> tuple[RowMapping, bool]:
+    def create(self, new: JobCreate, actor: Actor, now: datetime) -> tuple[JobRow, bool]:
         """The new job and True, or the job already made for this message and False."""
         key = dedup_key(new)
         if key is not None and (existing := self._by_dedup_key(key)) is not None:
             return existing, False
+        job: dict[str, Any] = {
+            **_NEW_JOB,
+            **new.model_dump(),
+            "uuid": uuid7(),
+            "dedup_key": key,
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             with self.db.write() as conn:
-                job = (
-                    conn.execute(
-                        _INSERT_JOB,
-                        {
-                            **new.model_dump(),
-                            "uuid": uuid7(),
-                            "state": State.SCHEDULED,
-                            "dedup_key": key,
-                            "created_at": now,
-                            "updated_at": now,
-                        },
-                    )
-                    .mappings()
-                    .one()
-                )
+                job["id"] = conn.execute(_INSERT_JOB, job).inserted_primary_key[0]  # type: ignore[index]
                 conn.execute(
                     _INSERT_EVENT,
                     {
@@ -115,11 +130,11 @@ class JobService:
                 raise
             return existing, False
 
-    def _by_dedup_key(self, key: str) -> RowMapping | None:
+    def _by_dedup_key(self, key: str) -> JobRow | None:
         with self.db.read() as conn:
             return conn.execute(_JOB_BY_DEDUP_KEY, {"key": key}).mappings().one_or_none()
 
-    def get(self, job_uuid: uuid.UUID) -> RowMapping:
+    def get(self, job_uuid: uuid.UUID) -> JobRow:
         with self.db.read() as conn:
             job = conn.execute(_JOB_BY_UUID, {"uuid": job_uuid}).mappings().one_or_none()
         if job is None:
@@ -165,7 +180,8 @@ class JobService:
             message = _explain(job, report.state, outcome, warnings)
             if outcome in (Outcome.ACCEPTED, Outcome.REPLACED):
                 values = {**changes, "state_by_system": actor.by_system, "updated_at": now}
-                job = conn.execute(_UPDATE_JOB, {"_id": job["id"], **values}).mappings().one()
+                conn.execute(_UPDATE_JOB, {"_id": job["id"], **values})
+                job = {**job, **values}
             payload = report.model_dump(mode="json", exclude_none=True)
             if details is not None:
                 payload["details"] = details
@@ -188,13 +204,13 @@ class JobService:
             raise TransitionRefused(message, uuid=str(job_uuid), state=before)
         return Reported(job, outcome, warnings)
 
-    def _lock(self, conn: Connection, job_uuid: uuid.UUID) -> RowMapping:
+    def _lock(self, conn: Connection, job_uuid: uuid.UUID) -> JobRow:
         job = conn.execute(_JOB_TO_UPDATE, {"uuid": job_uuid}).mappings().one_or_none()
         if job is None:
             raise JobNotFound(job_uuid)
         return job
 
-    def events(self, job_uuid: uuid.UUID, cursor: Cursor | None, limit: int) -> Page[RowMapping]:
+    def events(self, job_uuid: uuid.UUID, cursor: Cursor | None, limit: int) -> Page[JobRow]:
         with self.db.read() as conn:
             job_id = conn.execute(_JOB_ID, {"uuid": job_uuid}).scalar()
             if job_id is None:
@@ -204,7 +220,7 @@ class JobService:
             rows = conn.execute(stmt).mappings().all()
         return page(rows, lambda r: int(r["id"]), cursor, limit)
 
-    def search(self, search: JobSearch) -> Page[RowMapping]:
+    def search(self, search: JobSearch) -> Page[JobRow]:
         cursor = Cursor.decode(search.cursor) if search.cursor else None
         stmt = keyset(
             _JOB.where(*conditions(search)), Job.id, cursor, search.limit, descending=True
@@ -233,9 +249,7 @@ def _changes(
     return changes
 
 
-def _explain(
-    job: RowMapping, requested: State, outcome: Outcome, warnings: list[str]
-) -> str | None:
+def _explain(job: JobRow, requested: State, outcome: Outcome, warnings: list[str]) -> str | None:
     current = job["state"]
     if outcome is Outcome.REFUSED:
         if requested == current:
