@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         default=None, description="A TOML file of causes merged over the shipped catalogue."
     )
     require_token_for_reads: bool = False
+    token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=10.0,
+        description="How long a process trusts a token it has recognised; a token revoked "
+        "elsewhere stops working within this time (0: look it up on every request).",
+    )
     details_max_bytes: Annotated[int, Field(ge=1024)] = 65536
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 8

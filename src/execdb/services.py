@@ -28,5 +28,5 @@ class Services:
             db=db,
             catalogue=catalogue,
             jobs=JobService(db, catalogue, details_max_bytes=settings.details_max_bytes),
-            tokens=TokenService(db),
+            tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
         )

@@ -3,6 +3,11 @@
 A token's secret is 256 random bits, so a plain SHA-256 is enough to store it safely (a slow
 password hash buys nothing against a secret nobody can guess) and lets a request be
 authenticated with one indexed look-up.
+
+That look-up was a fifth of the cost of a report, so a process remembers the tokens it has
+recognised for `cache_seconds` (10 s by default). Revoking through this process takes effect
+at once; a revocation made elsewhere (the command line, another server) within that time.
+Unknown secrets are never remembered, so a new token works at once everywhere.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,8 +59,19 @@ def _token(row: Row[Any]) -> Token:
 
 
 class TokenService:
-    def __init__(self, db: Database) -> None:
+    CACHE_LIMIT = 1024
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._recognised: dict[str, tuple[Token, float]] = {}
 
     def create(self, name: str, scopes: Iterable[str], now: datetime) -> tuple[Token, str]:
         """A new token and its secret; the secret is shown once and never stored."""
@@ -96,11 +113,25 @@ class TokenService:
                 .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+        self._recognised.clear()
         if done.rowcount == 0:
             raise NotFound(f"no active token named {name!r}")
 
     def authenticate(self, secret: str) -> Token | None:
         """The active token with this secret, or None."""
+        key = digest(secret)
+        now = self.clock()
+        known = self._recognised.get(key)
+        if known is not None and known[1] > now:
+            return known[0]
         with self.db.read() as conn:
-            row = conn.execute(_ACTIVE_BY_HASH, {"hash": digest(secret)}).one_or_none()
-        return _token(row) if row is not None else None
+            row = conn.execute(_ACTIVE_BY_HASH, {"hash": key}).one_or_none()
+        if row is None:
+            self._recognised.pop(key, None)
+            return None
+        token = _token(row)
+        if self.cache_seconds > 0:
+            if len(self._recognised) >= self.CACHE_LIMIT:
+                self._recognised.clear()
+            self._recognised[key] = (token, now + self.cache_seconds)
+        return token
