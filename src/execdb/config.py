@@ -8,10 +8,11 @@ Precedence, highest first: explicit arguments, environment variables, the TOML f
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -96,11 +97,30 @@ class Settings(BaseSettings):
         return (init_settings,)
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message is one line naming each bad setting."""
+
+
+def describe(error: ValidationError) -> str:
+    problems = []
+    for e in error.errors():
+        name = ".".join(str(part) for part in e["loc"]) or "settings"
+        msg = "unknown setting" if e["type"] == "extra_forbidden" else e["msg"]
+        given = e.get("input")
+        if e["type"] != "extra_forbidden" and isinstance(given, str | int | float | bool):
+            msg = f"{msg} (got {given!r})"
+        problems.append(f"{name}: {msg}")
+    return "; ".join(problems)
+
+
 def load_settings(config_file: Path | None = None) -> Settings:
-    """Settings from the environment and the TOML file (`config_file` or `$EXECDB_CONFIG`)."""
+    """Settings from the environment and the TOML file (`config_file` or `$EXECDB_CONFIG`).
+
+    Raises SettingsError naming the file or the settings that are wrong.
+    """
     path = config_file or (Path(p) if (p := os.environ.get("EXECDB_CONFIG")) else None)
     if path is not None and not path.is_file():
-        raise FileNotFoundError(f"settings file {path} does not exist")
+        raise SettingsError(f"settings file {path} does not exist")
 
     class _Loaded(Settings):
         @classmethod
@@ -117,4 +137,10 @@ def load_settings(config_file: Path | None = None) -> Settings:
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
             return tuple(sources)
 
-    return Settings.model_validate(_Loaded().model_dump())
+    origin = f"{path} or EXECDB_* variables" if path else "EXECDB_* variables"
+    try:
+        return Settings.model_validate(_Loaded().model_dump())
+    except ValidationError as exc:
+        raise SettingsError(f"{origin}: {describe(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None

@@ -19,14 +19,16 @@ class CommandError(Exception):
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     from pydantic import ValidationError
 
-    from execdb.config import Settings, load_settings
+    from execdb.config import Settings, SettingsError, describe, load_settings
 
     try:
         settings = load_settings(args.config)
         if overrides:
             settings = Settings.model_validate(settings.model_dump() | overrides)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
+    except SettingsError as exc:
         raise CommandError(f"bad settings: {exc}") from None
+    except ValidationError as exc:
+        raise CommandError(f"bad option: {describe(exc)}") from None
     return settings
 
 
