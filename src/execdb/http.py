@@ -110,7 +110,8 @@ def register_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
     async def _database(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+        # One line, not a traceback: an outage would otherwise flood the log.
+        log.warning("database unavailable: %s: %s", exc.__class__.__name__, exc)
         return error_response(503, "the database is unavailable; try again shortly")
 
     @app.exception_handler(DBAPIError)

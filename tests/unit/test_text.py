@@ -43,3 +43,21 @@ def test_storable_json_replaces_nul_everywhere() -> None:
 def test_storable_json_refuses_non_numbers_naming_where(number: float) -> None:
     with pytest.raises(ValueError, match=r"at a\.b\[1\]"):
         storable_json({"a": {"b": [1, number]}})
+
+
+def test_lone_surrogates_are_replaced_in_text_and_json() -> None:
+    assert storable_text("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert storable_json({"\ud800": ["\udfff"]}) == {"\ufffd": ["\ufffd"]}
+    short, _ = shorten("\ud800" * 10, 1024)
+    assert short == "\ud800" * 10, "shorten leaves short text alone"
+
+
+def test_deep_nesting_is_refused_naming_where() -> None:
+    deep: list[object] = []
+    value: list[object] = deep
+    for _ in range(40):
+        value.append([])
+        value = value[0]  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"deeper than 32 levels \(at a\[0\]"):
+        storable_json({"a": deep})
+    assert storable_json({"a": [[[1]]]}) == {"a": [[[1]]]}

@@ -18,11 +18,17 @@ from pydantic import (
 )
 
 from execdb.causes.catalogue import CODE_MAX_LENGTH, is_valid_code
-from execdb.jobs.states import Blame, Outcome, State
-from execdb.jobs.text import storable_json, storable_text
+from execdb.jobs.states import TERMINAL, Blame, Outcome, State
+from execdb.jobs.text import is_unicode, storable_json, storable_text
 
 # One line of printable text, no surrounding blanks: names that people type and search for.
 _NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+
+def _unicode(value: str) -> str:
+    if not is_unicode(value):
+        raise ValueError("not valid Unicode text (it holds a lone surrogate)")
+    return value
 
 
 def _upper(value: object) -> object:
@@ -38,11 +44,31 @@ def _cause_code(value: object) -> object:
     return value
 
 
-TaskName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NAME_PATTERN)]
-ItemName = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=_NAME_PATTERN)]
-ItemType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
-Arch = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=_NAME_PATTERN)]
-MsgId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NAME_PATTERN)]
+TaskName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=_NAME_PATTERN),
+    AfterValidator(_unicode),
+]
+ItemName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1024, pattern=_NAME_PATTERN),
+    AfterValidator(_unicode),
+]
+ItemType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=_NAME_PATTERN),
+    AfterValidator(_unicode),
+]
+Arch = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=32, pattern=_NAME_PATTERN),
+    AfterValidator(_unicode),
+]
+MsgId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=_NAME_PATTERN),
+    AfterValidator(_unicode),
+]
 StateIn = Annotated[State, BeforeValidator(_upper)]
 BlameIn = Annotated[Blame, BeforeValidator(_upper)]
 CauseCode = Annotated[str, BeforeValidator(_cause_code)]
@@ -99,7 +125,10 @@ class JobReport(BaseModel):
         description="Only with CRASHED. Missing or null: the cause's default blame, else UNKNOWN.",
     )
     cause: CauseCode | None = Field(default=None, description="Only with CRASHED.")
-    details: Text | None = Field(default=None, description="Free text; long text is shortened.")
+    details: Text | None = Field(
+        default=None,
+        description="Only with FINISHED, CRASHED, CANCELLED. Free text; long text is shortened.",
+    )
 
     @model_validator(mode="after")
     def _fields_fit_state(self) -> Self:
@@ -109,6 +138,11 @@ class JobReport(BaseModel):
                     raise ValueError(f"{field}: only a CRASHED report carries a {field}")
         if self.executor is not None and self.state != State.RUNNING:
             raise ValueError("executor: only a RUNNING report carries executor information")
+        if self.details is not None and self.state not in TERMINAL:
+            raise ValueError(
+                "details: only a report that ends the job (FINISHED, CRASHED, CANCELLED) "
+                "carries details"
+            )
         return self
 
 

@@ -7,6 +7,7 @@ zone is given); `cause=koji` matches the whole family (`koji`, `koji.timeout` ..
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
@@ -16,14 +17,26 @@ from sqlalchemy import ColumnElement, and_, or_
 from execdb.causes.catalogue import FAMILY_RE
 from execdb.jobs.models import Job
 from execdb.jobs.states import Blame, State
+from execdb.jobs.text import is_unicode
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def _split(value: Any) -> Any:
-    """'a,b' or ['a,b', 'c'] -> ['a', 'b', 'c'] (blank entries dropped)."""
+    """'a,b' or ['a,b', 'c'] -> ['a', 'b', 'c'] (blank entries dropped).
+
+    Stored names hold no control characters and are valid Unicode, so a value that is not
+    cannot match anything: it is refused rather than sent to the database (PostgreSQL
+    rejects NUL outright).
+    """
     if value is None:
         return None
     parts = value if isinstance(value, list) else [value]
-    return [p.strip() for part in parts for p in str(part).split(",") if p.strip()] or None
+    values = [p.strip() for part in parts for p in str(part).split(",") if p.strip()]
+    for v in values:
+        if _CONTROL.search(v) or not is_unicode(v):
+            raise ValueError(f"{v!r} holds control characters or is not valid Unicode")
+    return values or None
 
 
 def _split_upper(value: Any) -> Any:
@@ -41,9 +54,11 @@ def _parse_time(text: str, *, end: bool) -> datetime:
             moment = datetime.combine(day, time.max if end else time.min)
         else:
             moment = datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 date or time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 class JobSearch(BaseModel):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
+
+MAX_DEPTH = 32
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 MARKER = "\n\n[... {omitted} bytes omitted by ExecDB: kept the first and last {kept} bytes ...]\n\n"
 
@@ -14,7 +18,7 @@ def shorten(text: str, max_bytes: int) -> tuple[str, int]:
     Returns the text and the number of bytes left out (0 when it fitted). Crash details matter
     at both ends: the head says what was running, the tail how it died.
     """
-    data = text.encode("utf-8")
+    data = text.encode("utf-8", "surrogatepass")
     if len(data) <= max_bytes:
         return text, 0
     kept = (max_bytes - len(MARKER) - 32) // 2
@@ -24,27 +28,40 @@ def shorten(text: str, max_bytes: int) -> tuple[str, int]:
     return head + MARKER.format(omitted=omitted, kept=kept) + tail, omitted
 
 
+def is_unicode(text: str) -> bool:
+    """False for text holding lone surrogates (JSON's "\\ud800"), which no database stores."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def storable_text(text: str) -> str:
-    """PostgreSQL text cannot hold NUL; a replacement character keeps the rest readable."""
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    """`text` with what databases cannot store (NUL, lone surrogates) replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text if is_unicode(text) else _SURROGATES.sub("\ufffd", text)
 
 
-def storable_json(value: Any, path: str = "") -> Any:
-    """`value` with NULs replaced in every string; non-finite numbers are refused.
+def storable_json(value: Any, path: str = "", depth: int = 0) -> Any:
+    """`value` with every string made storable; what JSON cannot carry is refused.
 
-    Raises ValueError naming the path of the offending number: JSON has no NaN or Infinity,
-    and PostgreSQL's jsonb refuses them.
+    Raises ValueError naming the path of a non-finite number (JSON has no NaN or Infinity,
+    and PostgreSQL's jsonb refuses them) or of nesting deeper than MAX_DEPTH levels.
     """
     if isinstance(value, str):
         return storable_text(value)
+    where = f" (at {path})" if path else ""
     if isinstance(value, float) and not math.isfinite(value):
-        where = f" (at {path})" if path else ""
         raise ValueError(f"NaN and Infinity are not JSON numbers{where}")
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels{where}")
     if isinstance(value, dict):
         return {
-            storable_text(str(k)): storable_json(v, f"{path}.{k}" if path else str(k))
+            storable_text(str(k)): storable_json(v, f"{path}.{k}" if path else str(k), depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [storable_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [storable_json(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     return value
