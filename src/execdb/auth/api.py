@@ -48,10 +48,7 @@ def require(scope: str) -> Callable[..., Awaitable[Actor]]:
     return dependency
 
 
-async def _read_access(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> None:
+async def _read_access(request: Request) -> None:
     if get_services(request).settings.require_token_for_reads:
         await _token(request)
 

@@ -25,7 +25,7 @@ from execdb.paging import Cursor
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"description": text, "content": {"application/json": {}}}
+    code: {"description": text}
     for code, text in {
         400: "Invalid input; the message names the field.",
         401: "No token, or an unknown or revoked one.",
@@ -60,11 +60,15 @@ async def create_job(
     return JobPublic.from_row(job, base_url(request))
 
 
+_READ_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"description": "Invalid input; the message names the parameter."},
+    404: {"description": "No such job."},
+    503: {"description": "Database unavailable; retry."},
+}
+
+
 @router.get(
-    "/jobs/{job_uuid}",
-    response_model=JobPublic,
-    dependencies=[ReadAccess],
-    responses={404: {"description": "No such job."}},
+    "/jobs/{job_uuid}", response_model=JobPublic, dependencies=[ReadAccess], responses=_READ_ERRORS
 )
 async def get_job(job_uuid: uuid.UUID, services: ServicesDep, request: Request) -> JobPublic:
     """One job."""
@@ -101,7 +105,7 @@ async def report(
     "/jobs/{job_uuid}/events",
     response_model=EventList,
     dependencies=[ReadAccess],
-    responses={404: {"description": "No such job."}},
+    responses=_READ_ERRORS,
 )
 async def job_events(
     job_uuid: uuid.UUID,
@@ -120,7 +124,12 @@ async def job_events(
     )
 
 
-@router.get("/jobs", response_model=JobList, dependencies=[ReadAccess], responses=_ERRORS)
+@router.get(
+    "/jobs",
+    response_model=JobList,
+    dependencies=[ReadAccess],
+    responses={k: v for k, v in _READ_ERRORS.items() if k != 404},
+)
 async def search_jobs(
     search: Annotated[JobSearch, Query()], services: ServicesDep, request: Request
 ) -> JobList:
