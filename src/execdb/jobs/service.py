@@ -29,6 +29,7 @@ from execdb.jobs.search import JobSearch, conditions
 from execdb.jobs.states import TERMINAL, Blame, Outcome, State, decide
 from execdb.jobs.text import shorten
 from execdb.paging import Cursor, Page, keyset, page
+from execdb.prepared import Prepared
 
 JobRow = Mapping[Any, Any]  # a row of the jobs table, by column name
 
@@ -58,15 +59,25 @@ def dedup_key(new: JobCreate) -> str | None:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
-# Hot statements are built once: constructing a statement costs more than running it.
+# Statements are built once: constructing one costs more than running it. The few that every
+# report and creation runs are Prepared (see execdb.prepared).
 _JOB = select(Job.__table__)
-_JOB_BY_UUID = _JOB.where(Job.uuid == bindparam("uuid"))
-_JOB_TO_UPDATE = _JOB_BY_UUID.with_for_update()
+_JOB_BY_UUID = Prepared(_JOB.where(Job.uuid == bindparam("uuid")))
+_JOB_TO_UPDATE = Prepared(_JOB.where(Job.uuid == bindparam("uuid")).with_for_update())
 _JOB_BY_DEDUP_KEY = _JOB.where(Job.dedup_key == bindparam("key"))
-_INSERT_JOB = insert(Job)
-_UPDATE_JOB = update(Job).where(Job.id == bindparam("_id"))
-_INSERT_EVENT = insert(JobEvent)
 _JOB_ID = select(Job.id).where(Job.uuid == bindparam("uuid"))
+_INSERT_EVENT = Prepared(insert(JobEvent), [c.key for c in JobEvent.__table__.c if c.key != "id"])
+_UPDATES: dict[tuple[str, ...], Prepared] = {}
+
+
+def _update_job(columns: tuple[str, ...]) -> Prepared:
+    """UPDATE jobs SET <columns> WHERE id = :_id, one statement per set of columns."""
+    prepared = _UPDATES.get(columns)
+    if prepared is None:
+        statement = update(Job).where(Job.id == bindparam("_id"))
+        prepared = _UPDATES[columns] = Prepared(statement, columns)
+    return prepared
+
 
 # A new job's columns before the trigger's fields are added. Writes build the row they store
 # and answer with it, rather than reading it back.
@@ -85,6 +96,9 @@ _NEW_JOB: dict[str, Any] = {
     "started_at": None,
     "finished_at": None,
 }
+_INSERT_JOB = Prepared(
+    insert(Job).returning(Job.id), [c.key for c in Job.__table__.c if c.key != "id"]
+)
 
 
 class JobService:
@@ -108,9 +122,11 @@ class JobService:
         }
         try:
             with self.db.write() as conn:
-                job["id"] = conn.execute(_INSERT_JOB, job).inserted_primary_key[0]  # type: ignore[index]
-                conn.execute(
-                    _INSERT_EVENT,
+                inserted = _INSERT_JOB.one_or_none(conn, job)
+                assert inserted is not None
+                job["id"] = inserted["id"]
+                _INSERT_EVENT.execute(
+                    conn,
                     {
                         "job_id": job["id"],
                         "at": now,
@@ -136,7 +152,7 @@ class JobService:
 
     def get(self, job_uuid: uuid.UUID) -> JobRow:
         with self.db.read() as conn:
-            job = conn.execute(_JOB_BY_UUID, {"uuid": job_uuid}).mappings().one_or_none()
+            job = _JOB_BY_UUID.one_or_none(conn, {"uuid": job_uuid})
         if job is None:
             raise JobNotFound(job_uuid)
         return job
@@ -180,13 +196,13 @@ class JobService:
             message = _explain(job, report.state, outcome, warnings)
             if outcome in (Outcome.ACCEPTED, Outcome.REPLACED):
                 values = {**changes, "state_by_system": actor.by_system, "updated_at": now}
-                conn.execute(_UPDATE_JOB, {"_id": job["id"], **values})
+                _update_job(tuple(values)).execute(conn, {"_id": job["id"], **values})
                 job = {**job, **values}
             payload = report.model_dump(mode="json", exclude_none=True)
             if details is not None:
                 payload["details"] = details
-            conn.execute(
-                _INSERT_EVENT,
+            _INSERT_EVENT.execute(
+                conn,
                 {
                     "job_id": job["id"],
                     "at": now,
@@ -205,7 +221,7 @@ class JobService:
         return Reported(job, outcome, warnings)
 
     def _lock(self, conn: Connection, job_uuid: uuid.UUID) -> JobRow:
-        job = conn.execute(_JOB_TO_UPDATE, {"uuid": job_uuid}).mappings().one_or_none()
+        job = _JOB_TO_UPDATE.one_or_none(conn, {"uuid": job_uuid})
         if job is None:
             raise JobNotFound(job_uuid)
         return job
