@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from execdb.auth.service import Token
 from execdb.errors import Forbidden, Unauthenticated
 from execdb.http import get_services
 from execdb.jobs.service import Actor
-
-# Declares the scheme in the OpenAPI document; the header itself is checked below so that
-# each failure gets its own message.
-_bearer = HTTPBearer(auto_error=False, description="An ExecDB API token.")
 
 
 async def _token(request: Request) -> Token:
@@ -32,20 +27,25 @@ async def _token(request: Request) -> Token:
     return token
 
 
-def require(scope: str) -> Callable[..., Awaitable[Actor]]:
-    async def dependency(
-        request: Request,
-        _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    ) -> Actor:
+class Require(HTTPBearer):
+    """A dependency giving the Actor of a token that has `scope`.
+
+    Being an HTTPBearer, it declares the scheme in the OpenAPI document; it reads the header
+    itself so that each failure gets its own message, in one dependency per request.
+    """
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(auto_error=False, scheme_name="token", description="An ExecDB API token.")
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
         token = await _token(request)
-        if not token.allows(scope):
+        if not token.allows(self.scope):
             raise Forbidden(
-                f"token {token.name!r} lacks the scope {scope!r} "
+                f"token {token.name!r} lacks the scope {self.scope!r} "
                 f"(it has: {', '.join(sorted(token.scopes))})"
             )
         return Actor(token.name)
-
-    return dependency
 
 
 async def _read_access(request: Request) -> None:
@@ -53,6 +53,6 @@ async def _read_access(request: Request) -> None:
         await _token(request)
 
 
-CreateActor = Annotated[Actor, Depends(require("create"))]
-ReportActor = Annotated[Actor, Depends(require("report"))]
+CreateActor = Annotated[Actor, Security(Require("create"))]
+ReportActor = Annotated[Actor, Security(Require("report"))]
 ReadAccess = Depends(_read_access)
