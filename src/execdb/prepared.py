@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -64,11 +65,29 @@ class Prepared:
     def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
         c = self._for(conn.dialect)
         values = [p(params[n]) if p else params[n] for n, p in c.binds]
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        if c.positional:
-            cursor.execute(c.sql, values)
-        else:
-            cursor.execute(c.sql, {n: v for (n, _), v in zip(c.binds, values, strict=True)})
+        raw = conn.connection.driver_connection
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        try:
+            if c.positional:
+                cursor.execute(c.sql, values)
+            else:
+                cursor.execute(c.sql, {n: v for (n, _), v in zip(c.binds, values, strict=True)})
+        except conn.dialect.loaded_dbapi.Error as exc:
+            # Raise what SQLAlchemy itself would have, so callers and error handlers see one
+            # family of exceptions (IntegrityError, OperationalError ...), and drop a
+            # connection the server has closed, as SQLAlchemy does.
+            cursor.close()
+            lost = conn.dialect.is_disconnect(exc, raw, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                c.sql,
+                dict(params),
+                exc,
+                conn.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=conn.dialect,
+            ) from exc
         return c, cursor
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
