@@ -55,7 +55,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation_message(exc: RequestValidationError, request: Request) -> str:
+def _validation_message(exc: RequestValidationError) -> str:
     problems = []
     for error in exc.errors():
         msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
@@ -93,7 +93,7 @@ def register_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, _validation_message(exc, request))
+        return error_response(400, _validation_message(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
