@@ -127,7 +127,11 @@ def register_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over `max_bytes` with 413 before the app reads them."""
+    """Refuse request bodies over `max_bytes` with 413 before the app reads them.
+
+    Starlette's own limit (FastAPI's `max_body_size`) answers in plain text, and only once the
+    route reads the body; this one answers JSON like every other error, before any work.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
