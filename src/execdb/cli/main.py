@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from execdb import __version__
-from execdb.cli import admin
+from execdb.cli import admin, jobs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     admin.register(commands)
+    jobs.register(commands)
     return parser
 
 
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except admin.CommandError as exc:
         print(f"execdb: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except jobs.Exit as exc:
+        print(f"execdb: {exc}", file=sys.stderr)
+        return exc.code
     except Exception as exc:
         from sqlalchemy.exc import SQLAlchemyError
 

@@ -1,0 +1,327 @@
+"""Executor and trigger commands: job create/start/finish/crash/cancel/show/events, jobs,
+causes, spool flush. They talk HTTP through execdb.client only, never to the database, so
+they start fast and run on machines without the server's stack.
+
+Exit codes: 0 done, 1 other error, 2 usage error, 3 refused by the server, 4 unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from execdb.client import Client
+
+EXIT_REFUSED, EXIT_UNREACHABLE = 3, 4
+
+
+class Exit(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from execdb.client import Client
+
+    try:
+        return Client(args.url, args.token, retry_for=args.retry_for)
+    except ValueError as exc:
+        raise Exit(2, str(exc)) from None
+
+
+@contextmanager
+def _remote(args: argparse.Namespace) -> Iterator[Client]:
+    """A client whose refusals and failures end the command with their exit code."""
+    from execdb.client import ApiError, Unreachable
+
+    with _client(args) as client:
+        try:
+            yield client
+        except ApiError as exc:
+            raise Exit(EXIT_REFUSED, f"refused ({exc.status}): {exc.message}") from None
+        except Unreachable as exc:
+            raise Exit(EXIT_UNREACHABLE, str(exc)) from None
+
+
+def _print(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def _report(args: argparse.Namespace, uuid: str, body: dict[str, Any]) -> int:
+    """Send one report; with --spool, keep it there when the server cannot be reached."""
+    from execdb.client import ApiError, Unreachable
+
+    with _client(args) as client:
+        try:
+            job = client.report(uuid, **body)
+        except ApiError as exc:
+            raise Exit(EXIT_REFUSED, f"refused ({exc.status}): {exc.message}") from None
+        except Unreachable as exc:
+            if not args.spool:
+                raise Exit(EXIT_UNREACHABLE, str(exc)) from None
+            saved = spool_save(Path(args.spool), uuid, body)
+            print(f"execdb: server unreachable; report saved to {saved}", file=sys.stderr)
+            return 0
+    for warning in job.get("warnings", []):
+        print(f"execdb: warning: {warning}", file=sys.stderr)
+    print(f"{job['uuid']} {job['state']}")
+    return 0
+
+
+def spool_save(spool: Path, uuid: str, body: dict[str, Any]) -> Path:
+    """Write the report atomically; names sort in the order reports were made."""
+    spool.mkdir(parents=True, exist_ok=True)
+    path = spool / f"{time.time_ns():020d}-{os.getpid()}-{uuid}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"uuid": uuid, "body": body}))
+    os.replace(tmp, path)
+    return path
+
+
+def spool_flush(args: argparse.Namespace) -> int:
+    from execdb.client import ApiError, Unreachable
+
+    spool = Path(args.dir)
+    pending = sorted(spool.glob("*.json")) if spool.is_dir() else []
+    failed = spool / "failed"
+    with _client(args) as client:
+        for path in pending:
+            saved = json.loads(path.read_text())
+            try:
+                client.report(saved["uuid"], **saved["body"])
+            except Unreachable as exc:
+                raise Exit(EXIT_UNREACHABLE, f"{exc}; {path.name} and later kept") from None
+            except ApiError as exc:
+                if exc.status == 409:  # refused, but recorded in the job's history: delivered
+                    print(f"execdb: {path.name}: {exc.message}", file=sys.stderr)
+                else:
+                    failed.mkdir(exist_ok=True)
+                    os.replace(path, failed / path.name)
+                    print(
+                        f"execdb: {path.name} refused ({exc.status}): {exc.message}; "
+                        f"moved to {failed}",
+                        file=sys.stderr,
+                    )
+                    continue
+            path.unlink()
+            print(f"delivered {path.name}")
+    return 0
+
+
+def job_create(args: argparse.Namespace) -> int:
+    data: dict[str, Any] | None = None
+    if args.data:
+        text = sys.stdin.read() if args.data == "-" else Path(args.data).read_text()
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise Exit(2, f"--data: not JSON: {exc}") from None
+    with _remote(args) as client:
+        job = client.create_job(
+            task=args.task,
+            item=args.item,
+            item_type=args.item_type,
+            arch=args.arch,
+            msg_id=args.msg_id,
+            trigger_data=data,
+        )
+    print(job["uuid"] if args.quiet else f"{job['uuid']} {job['state']} {job['page']}")
+    return 0
+
+
+def job_start(args: argparse.Namespace) -> int:
+    executor = {
+        k: v
+        for k, v in {
+            "url": args.executor_url,
+            "worker": args.worker,
+            "builder": args.builder,
+            "build": args.build,
+        }.items()
+        if v is not None
+    }
+    body: dict[str, Any] = {"state": "RUNNING"}
+    if executor:
+        body["executor"] = executor
+    return _report(args, args.uuid, body)
+
+
+def job_finish(args: argparse.Namespace) -> int:
+    from execdb.client.statusfile import outcome
+
+    return _report(args, args.uuid, outcome(Path(args.status_file), args.exit_code).body())
+
+
+def job_crash(args: argparse.Namespace) -> int:
+    details = args.details
+    if details and details.startswith("@"):
+        details = Path(details[1:]).read_text(errors="replace")
+    body = {"state": "CRASHED", "blame": args.blame, "cause": args.cause, "details": details}
+    return _report(args, args.uuid, {k: v for k, v in body.items() if v is not None})
+
+
+def job_cancel(args: argparse.Namespace) -> int:
+    body = {"state": "CANCELLED", **({"details": args.details} if args.details else {})}
+    return _report(args, args.uuid, body)
+
+
+def job_show(args: argparse.Namespace) -> int:
+    with _remote(args) as client:
+        _print(client.get(args.uuid))
+    return 0
+
+
+def job_events(args: argparse.Namespace) -> int:
+    with _remote(args) as client:
+        events = list(client.events(args.uuid))
+    if args.json:
+        _print(events)
+        return 0
+    for e in events:
+        change = f"{e['from_state'] or '-'} -> {e['to_state']}"
+        print(f"{e['at']}  {e['actor']:<16} {change:<24} {e['outcome']}  {e['message'] or ''}")
+    return 0
+
+
+def jobs(args: argparse.Namespace) -> int:
+    filters = {
+        k: v
+        for k, v in {
+            "state": args.state,
+            "task": args.task,
+            "item": args.item,
+            "item_type": args.item_type,
+            "arch": args.arch,
+            "blame": args.blame,
+            "cause": args.cause,
+            "since": args.since,
+        }.items()
+        if v
+    }
+    found = []
+    with _remote(args) as client:
+        for job in client.search(**filters):
+            found.append(job)
+            if len(found) >= args.limit:
+                break
+    if args.json:
+        _print(found)
+        return 0
+    for j in found:
+        crash = f"{j['blame']}/{j['cause']}" if j["state"] == "CRASHED" else ""
+        print(f"{j['uuid']}  {j['state']:<9} {j['task']:<20} {j['item']:<40} {crash}")
+    return 0
+
+
+def causes(args: argparse.Namespace) -> int:
+    with _remote(args) as client:
+        found = client.causes()
+    if args.json:
+        _print(found)
+        return 0
+    for c in found:
+        print(
+            f"{c['code']:<28} {c['blame']:<12} {'retry' if c['retryable'] else '':<6} "
+            f"{c['description']}"
+        )
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--url", help="ExecDB's URL (default $EXECDB_URL)")
+    remote.add_argument("--token", help="API token (default $EXECDB_TOKEN)")
+    remote.add_argument(
+        "--retry-for",
+        type=float,
+        default=float(os.environ.get("EXECDB_RETRY_FOR", "60")),
+        metavar="SECONDS",
+        help="how long to retry an unreachable server (default 60, or $EXECDB_RETRY_FOR)",
+    )
+    spooling = argparse.ArgumentParser(add_help=False)
+    spooling.add_argument(
+        "--spool",
+        metavar="DIR",
+        default=os.environ.get("EXECDB_SPOOL"),
+        help="when ExecDB cannot be reached, save the report here (default $EXECDB_SPOOL)",
+    )
+
+    job = commands.add_parser("job", help="create one job or report on it").add_subparsers(
+        metavar="COMMAND", required=True
+    )
+    p = job.add_parser("create", parents=[remote], help="create a job and print its UUID")
+    p.add_argument("--task", required=True)
+    p.add_argument("--item", required=True)
+    p.add_argument("--item-type", required=True)
+    p.add_argument("--arch")
+    p.add_argument("--msg-id")
+    p.add_argument("--data", metavar="FILE", help="trigger data: a JSON file, or - for stdin")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the UUID")
+    p.set_defaults(run=job_create)
+
+    p = job.add_parser("start", parents=[remote, spooling], help="mark the job RUNNING")
+    p.add_argument("uuid")
+    p.add_argument("--executor-url", help="the build's URL (its log)")
+    p.add_argument("--worker")
+    p.add_argument("--builder")
+    p.add_argument("--build", type=int)
+    p.set_defaults(run=job_start)
+
+    p = job.add_parser(
+        "finish",
+        parents=[remote, spooling],
+        help="report FINISHED or CRASHED from the runner's status file (docs/status-file.md)",
+    )
+    p.add_argument("uuid")
+    p.add_argument("--status-file", required=True, metavar="PATH")
+    p.add_argument("--exit-code", type=int, help="the runner's exit code")
+    p.set_defaults(run=job_finish)
+
+    p = job.add_parser("crash", parents=[remote, spooling], help="report CRASHED")
+    p.add_argument("uuid")
+    p.add_argument("--blame", help="TASKOTRON, TASK, THIRD_PARTY or UNKNOWN")
+    p.add_argument("--cause", help="a cause code, e.g. koji.timeout (see `execdb causes`)")
+    p.add_argument("--details", help="text, or @FILE to read it from a file")
+    p.set_defaults(run=job_crash)
+
+    p = job.add_parser("cancel", parents=[remote, spooling], help="report CANCELLED")
+    p.add_argument("uuid")
+    p.add_argument("--details")
+    p.set_defaults(run=job_cancel)
+
+    p = job.add_parser("show", parents=[remote], help="print the job as JSON")
+    p.add_argument("uuid")
+    p.set_defaults(run=job_show)
+
+    p = job.add_parser("events", parents=[remote], help="print the job's history")
+    p.add_argument("uuid")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=job_events)
+
+    p = commands.add_parser("jobs", parents=[remote], help="search jobs, newest first")
+    for name in ("state", "task", "item", "item-type", "arch", "blame", "cause", "since"):
+        p.add_argument(f"--{name}", help="comma list = OR" if name != "since" else "START[,END]")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=jobs)
+
+    p = commands.add_parser("causes", parents=[remote], help="the crash-cause catalogue")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=causes)
+
+    spool = commands.add_parser("spool", help="reports saved while ExecDB was unreachable")
+    p = spool.add_subparsers(metavar="COMMAND", required=True).add_parser(
+        "flush", parents=[remote], help="deliver saved reports, oldest first"
+    )
+    p.add_argument("dir", metavar="DIR")
+    p.set_defaults(run=spool_flush)

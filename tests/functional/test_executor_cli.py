@@ -1,0 +1,163 @@
+"""The executor's side of the `execdb` command, through its real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+EXECDB = str(Path(sys.executable).parent / "execdb")
+
+
+def run(server_url: str, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECDB_")}
+    env |= {"EXECDB_URL": server_url, "EXECDB_TOKEN": token}
+    return subprocess.run([EXECDB, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def status_file(tmp_path: Path, doc: dict[str, object]) -> str:
+    path = tmp_path / "status.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_a_run_reported_from_its_status_file(server: LiveServer, tmp_path: Path) -> None:
+    token = server.tokens["both"]
+    made = run(
+        server.url,
+        token,
+        "job",
+        "create",
+        "--task",
+        "rpmlint",
+        "--item",
+        "foo-1.0",
+        "--item-type",
+        "koji_build",
+        "--arch",
+        "x86_64",
+        "-q",
+    )
+    assert made.returncode == 0, made.stderr
+    uuid = made.stdout.strip()
+    started = run(server.url, token, "job", "start", uuid, "--builder", "x86_64", "--build", "7")
+    fault = {
+        "version": 1,
+        "status": "FAULT",
+        "blame": "third_party",
+        "cause": "koji.timeout",
+        "details": "no answer",
+        "log": "/srv/log",
+    }
+    finished = run(
+        server.url,
+        token,
+        "job",
+        "finish",
+        uuid,
+        "--status-file",
+        status_file(tmp_path, fault),
+        "--exit-code",
+        "1",
+    )
+    shown = run(server.url, token, "job", "show", uuid)
+    events = run(server.url, token, "job", "events", uuid)
+    listed = run(server.url, token, "jobs", "--state", "crashed", "--json")
+    assert [started.returncode, finished.returncode, shown.returncode] == [0, 0, 0]
+    job = json.loads(shown.stdout)
+    assert (job["state"], job["blame"], job["cause"]) == ("CRASHED", "THIRD_PARTY", "koji.timeout")
+    assert job["executor"] == {"builder": "x86_64", "build": 7}
+    assert '"/srv/log"' in job["details"], "unknown keys of the status file are kept"
+    assert events.stdout.count("accepted") == 3
+    assert [j["uuid"] for j in json.loads(listed.stdout)] == [uuid]
+
+
+def test_no_status_file_is_a_crash_that_says_so(server: LiveServer, tmp_path: Path) -> None:
+    token = server.tokens["both"]
+    uuid = run(
+        server.url, token, "job", "create", "--task", "t", "--item", "i", "--item-type", "k", "-q"
+    ).stdout.strip()
+    run(server.url, token, "job", "start", uuid)
+    done = run(
+        server.url,
+        token,
+        "job",
+        "finish",
+        uuid,
+        "--status-file",
+        str(tmp_path / "missing.json"),
+        "--exit-code",
+        "137",
+    )
+    job = json.loads(run(server.url, token, "job", "show", uuid).stdout)
+    assert done.returncode == 0, done.stderr
+    assert (job["state"], job["cause"]) == ("CRASHED", "status_file.missing")
+    assert "137" in job["details"]
+
+
+def test_exit_codes(server: LiveServer) -> None:
+    token = server.tokens["both"]
+    uuid = run(
+        server.url, token, "job", "create", "--task", "t", "--item", "i", "--item-type", "k", "-q"
+    ).stdout.strip()
+    usage = run(server.url, token, "job", "create", "--item", "i")
+    refused = run(server.url, token, "job", "crash", uuid, "--cause", "Not A Code")
+    wrong_token = run(server.url, server.tokens["create"], "job", "cancel", uuid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    unreachable = run(nowhere, token, "job", "start", uuid, "--retry-for", "0.5")
+    assert usage.returncode == 2
+    assert (refused.returncode, wrong_token.returncode) == (3, 3)
+    assert "cause:" in refused.stderr
+    assert "report" in wrong_token.stderr
+    assert unreachable.returncode == 4
+    assert "failed for 0.5 s" in unreachable.stderr
+
+
+def test_spooled_reports_are_delivered_later_in_order_once(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    token = server.tokens["both"]
+    uuid = run(
+        server.url, token, "job", "create", "--task", "t", "--item", "i", "--item-type", "k", "-q"
+    ).stdout.strip()
+    spool = tmp_path / "spool"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    ok = status_file(tmp_path, {"version": 1, "status": "OK"})
+    saved = [
+        run(nowhere, token, "job", "start", uuid, "--spool", str(spool), "--retry-for", "0.2"),
+        run(
+            nowhere,
+            token,
+            "job",
+            "finish",
+            uuid,
+            "--status-file",
+            ok,
+            "--spool",
+            str(spool),
+            "--retry-for",
+            "0.2",
+        ),
+    ]
+    assert [r.returncode for r in saved] == [0, 0], [r.stderr for r in saved]
+    assert len(list(spool.glob("*.json"))) == 2
+    flushed = run(server.url, token, "spool", "flush", str(spool))
+    again = run(server.url, token, "spool", "flush", str(spool))
+    events = json.loads(run(server.url, token, "job", "events", uuid, "--json").stdout)
+    assert flushed.returncode == 0, flushed.stderr
+    assert flushed.stdout.count("delivered") == 2
+    assert again.stdout == "", "nothing is sent twice"
+    assert [e["to_state"] for e in events] == ["SCHEDULED", "RUNNING", "FINISHED"]
+    assert [e["outcome"] for e in events] == ["accepted"] * 3
