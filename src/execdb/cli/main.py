@@ -47,6 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except jobs.Exit as exc:
         print(f"execdb: {exc}", file=sys.stderr)
         return exc.code
+    except ModuleNotFoundError as exc:
+        # A light install (httpx only) runs the executor commands, not the server's.
+        print(
+            f"execdb: this command needs the full install ({exc.name} is missing): "
+            "pip install execdb",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except Exception as exc:
         from sqlalchemy.exc import SQLAlchemyError
 
