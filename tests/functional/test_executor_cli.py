@@ -161,3 +161,35 @@ def test_spooled_reports_are_delivered_later_in_order_once(
     assert again.stdout == "", "nothing is sent twice"
     assert [e["to_state"] for e in events] == ["SCHEDULED", "RUNNING", "FINISHED"]
     assert [e["outcome"] for e in events] == ["accepted"] * 3
+
+
+def test_the_executor_commands_load_none_of_the_server(server: LiveServer) -> None:
+    """They run once per build step: the server's stack would only slow their start."""
+    probe = (
+        "import sys\n"
+        "from execdb.cli.main import main\n"
+        "code = main(['job', 'show', sys.argv[1]])\n"
+        "heavy = {'fastapi', 'sqlalchemy', 'uvicorn', 'pydantic', 'alembic'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+        "sys.exit(code)\n"
+    )
+    uuid = run(
+        server.url,
+        server.tokens["both"],
+        "job",
+        "create",
+        "--task",
+        "t",
+        "--item",
+        "i",
+        "--item-type",
+        "k",
+        "-q",
+    ).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECDB_")}
+    env |= {"EXECDB_URL": server.url, "EXECDB_TOKEN": server.tokens["both"]}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, uuid], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("[]"), done.stdout
