@@ -52,6 +52,11 @@ def _remote(args: argparse.Namespace) -> Iterator[Client]:
             raise Exit(EXIT_UNREACHABLE, str(exc)) from None
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The options that were given (not None)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _print(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
@@ -140,16 +145,9 @@ def job_create(args: argparse.Namespace) -> int:
 
 
 def job_start(args: argparse.Namespace) -> int:
-    executor = {
-        k: v
-        for k, v in {
-            "url": args.executor_url,
-            "worker": args.worker,
-            "builder": args.builder,
-            "build": args.build,
-        }.items()
-        if v is not None
-    }
+    executor = _given(
+        url=args.executor_url, worker=args.worker, builder=args.builder, build=args.build
+    )
     body: dict[str, Any] = {"state": "RUNNING"}
     if executor:
         body["executor"] = executor
@@ -166,8 +164,8 @@ def job_crash(args: argparse.Namespace) -> int:
     details = args.details
     if details and details.startswith("@"):
         details = Path(details[1:]).read_text(errors="replace")
-    body = {"state": "CRASHED", "blame": args.blame, "cause": args.cause, "details": details}
-    return _report(args, args.uuid, {k: v for k, v in body.items() if v is not None})
+    body = _given(state="CRASHED", blame=args.blame, cause=args.cause, details=details)
+    return _report(args, args.uuid, body)
 
 
 def job_cancel(args: argparse.Namespace) -> int:
@@ -194,20 +192,16 @@ def job_events(args: argparse.Namespace) -> int:
 
 
 def jobs(args: argparse.Namespace) -> int:
-    filters = {
-        k: v
-        for k, v in {
-            "state": args.state,
-            "task": args.task,
-            "item": args.item,
-            "item_type": args.item_type,
-            "arch": args.arch,
-            "blame": args.blame,
-            "cause": args.cause,
-            "since": args.since,
-        }.items()
-        if v
-    }
+    filters = _given(
+        state=args.state,
+        task=args.task,
+        item=args.item,
+        item_type=args.item_type,
+        arch=args.arch,
+        blame=args.blame,
+        cause=args.cause,
+        since=args.since,
+    )
     found = []
     with _remote(args) as client:
         for job in client.search(**filters):
