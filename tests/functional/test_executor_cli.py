@@ -23,6 +23,13 @@ def run(server_url: str, token: str, *args: str) -> subprocess.CompletedProcess[
     return subprocess.run([EXECDB, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
+def unused_url() -> str:
+    """A URL on which nothing listens."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 def status_file(tmp_path: Path, doc: dict[str, object]) -> str:
     path = tmp_path / "status.json"
     path.write_text(json.dumps(doc))
@@ -111,9 +118,7 @@ def test_exit_codes(server: LiveServer) -> None:
     usage = run(server.url, token, "job", "create", "--item", "i")
     refused = run(server.url, token, "job", "crash", uuid, "--cause", "Not A Code")
     wrong_token = run(server.url, server.tokens["create"], "job", "cancel", uuid)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    nowhere = unused_url()
     unreachable = run(nowhere, token, "job", "start", uuid, "--retry-for", "0.5")
     assert usage.returncode == 2
     assert (refused.returncode, wrong_token.returncode) == (3, 3)
@@ -131,9 +136,7 @@ def test_spooled_reports_are_delivered_later_in_order_once(
         server.url, token, "job", "create", "--task", "t", "--item", "i", "--item-type", "k", "-q"
     ).stdout.strip()
     spool = tmp_path / "spool"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    nowhere = unused_url()
     ok = status_file(tmp_path, {"version": 1, "status": "OK"})
     saved = [
         run(nowhere, token, "job", "start", uuid, "--spool", str(spool), "--retry-for", "0.2"),
