@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
+from execdb.automation.models import Delivery
 from execdb.config import Settings
 from execdb.jobs.models import Job, JobEvent
 from tests.live import LiveServer, make_tokens, prepare
@@ -84,6 +85,7 @@ def _shared_server(backend: str, databases: Databases) -> Iterator[LiveServer]:
 def server(_shared_server: LiveServer) -> LiveServer:
     """The backend's server, with no jobs in its database."""
     with _shared_server.services.db.write() as conn:
+        conn.execute(delete(Delivery))
         conn.execute(delete(JobEvent))
         conn.execute(delete(Job))
     return _shared_server

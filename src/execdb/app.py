@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from execdb import __version__, migrations
+from execdb.automation.worker import background
 from execdb.causes.api import router as causes_router
 from execdb.config import Settings, load_settings
 from execdb.errors import DatabaseNotReady
@@ -36,7 +37,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             raise DatabaseNotReady(
                 "the database schema is not current: run `execdb db upgrade` first"
             )
-        yield
+        async with AsyncExitStack() as stack:
+            if settings.runs_worker_in_serve:
+                await stack.enter_async_context(background(services))
+            yield
         services.db.close()
 
     app = FastAPIOffline(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,15 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
+)
+
+from execdb.automation.settings import (
+    DeliverySettings,
+    DispatchSettings,
+    Duration,
+    NotifySettings,
+    RetrySettings,
+    WatchdogSettings,
 )
 
 
@@ -69,6 +79,22 @@ class Settings(BaseSettings):
         "OpenTelemetry SDK); off by default, since checking for it costs on every request.",
     )
 
+    retry: RetrySettings = RetrySettings()
+    watchdog: WatchdogSettings = WatchdogSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    notify: NotifySettings = NotifySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    worker_in_serve: bool | None = Field(
+        default=None,
+        description="Whether `execdb serve` also runs the background work (retries, watchdog, "
+        "dispatch, notifications). Default: yes on the embedded SQLite database; on "
+        "PostgreSQL run `execdb worker` instead (or as well: workers share the work safely).",
+    )
+    worker_interval: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How often the background work looks for something to do.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, url: str | None) -> str | None:
@@ -80,6 +106,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'execdb.sqlite'}"
+
+    @property
+    def runs_worker_in_serve(self) -> bool:
+        return self.is_sqlite if self.worker_in_serve is None else self.worker_in_serve
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,7 +134,12 @@ class SettingsError(ValueError):
 def describe(error: ValidationError) -> str:
     problems = []
     for e in error.errors():
-        name = ".".join(str(part) for part in e["loc"]) or "settings"
+        name = (
+            "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in e["loc"]
+            ).lstrip(".")
+            or "settings"
+        )
         msg = "unknown setting" if e["type"] == "extra_forbidden" else e["msg"]
         given = e.get("input")
         if e["type"] != "extra_forbidden" and isinstance(given, str | int | float | bool):

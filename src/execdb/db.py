@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, Dialect, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase
@@ -78,7 +79,22 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime,
         dict[str, Any]: JSONType,
+        list[str]: JSONType,
     }
+
+
+def string_enum(enum: type[StrEnum], name: str) -> Enum:
+    """An enum column stored as plain strings with a CHECK constraint: portable, readable in
+    SQL, and a new value is a small migration rather than an ALTER TYPE."""
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
 
 
 def utcnow() -> datetime:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from execdb.auth.service import TokenService
+from execdb.automation.outbox import Outbox
+from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
 from execdb.config import Settings
 from execdb.db import Database
@@ -18,6 +20,7 @@ class Services:
     catalogue: Catalogue
     jobs: JobService
     tokens: TokenService
+    outbox: Outbox
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -27,6 +30,12 @@ class Services:
             settings=settings,
             db=db,
             catalogue=catalogue,
-            jobs=JobService(db, catalogue, details_max_bytes=settings.details_max_bytes),
+            jobs=JobService(
+                db,
+                catalogue,
+                details_max_bytes=settings.details_max_bytes,
+                reactions=Reactions(settings, catalogue),
+            ),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
+            outbox=Outbox(db, settings.delivery),
         )

@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import CheckConstraint, Engine, insert, inspect, update
 from sqlalchemy.exc import IntegrityError
 
+import execdb.automation.models
 import execdb.jobs.models  # noqa: F401  (registers the tables on the metadata)
 from execdb import migrations
 from execdb.auth.models import ApiToken
@@ -25,7 +26,7 @@ from execdb.config import Settings
 from execdb.db import Base, make_engine, utcnow
 from tests.conftest import Databases
 
-TABLES = {"api_tokens", "jobs", "job_events"}
+TABLES = {"api_tokens", "jobs", "job_events", "deliveries"}
 
 
 @pytest.fixture

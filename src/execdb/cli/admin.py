@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ def serve(args: argparse.Namespace) -> int:
     from execdb.app import create_app
 
     overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k)) is not None}
+    if args.no_worker:
+        overrides["worker_in_serve"] = False
     settings = _settings(args, **overrides)
     services = _ready_services(settings)
     print(
@@ -105,6 +108,47 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "execdb.app:app_from_environment", factory=True, workers=settings.workers, **options
     )
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from execdb.automation.worker import Worker
+
+    settings = _settings(args)
+    services = _ready_services(settings)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def work() -> None:
+        async with Worker(services) as w:
+            if args.once:
+                print(await w.tick())
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await w.run(stop)
+
+    print(f"ExecDB worker  database: {_describe(settings)}", file=sys.stderr)
+    try:
+        asyncio.run(work())
+    finally:
+        services.db.close()
+    return 0
+
+
+def deliveries_retry(args: argparse.Namespace) -> int:
+    from execdb.db import utcnow
+
+    services = _ready_services(_settings(args))
+    count = services.outbox.retry_failed(utcnow(), args.uuid)
+    print(f"{count} failed deliveries will be tried again")
     return 0
 
 
@@ -185,7 +229,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 5003)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run the background work in the server (run `execdb worker` instead)",
+    )
     p.set_defaults(run=serve)
+
+    p = commands.add_parser(
+        "worker",
+        help="run the background work: retries, watchdog, dispatch, notifications",
+        description="Run the retry scheduler, the watchdog, dispatches and notifications "
+        "until stopped (SIGTERM or Ctrl-C). Any number of workers may share one database.",
+    )
+    p.add_argument("--once", action="store_true", help="do one round, print what it did, exit")
+    p.set_defaults(run=worker)
+
+    deliveries = commands.add_parser(
+        "deliveries", help="dispatches and notifications"
+    ).add_subparsers(metavar="COMMAND", required=True)
+    p = deliveries.add_parser("retry", help="try again the deliveries that were given up on")
+    p.add_argument("uuid", nargs="?", type=uuid.UUID, help="only this job's")
+    p.set_defaults(run=deliveries_retry)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         metavar="COMMAND", required=True

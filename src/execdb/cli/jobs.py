@@ -173,6 +173,20 @@ def job_cancel(args: argparse.Namespace) -> int:
     return _report(args, args.uuid, body)
 
 
+def job_reschedule(args: argparse.Namespace) -> int:
+    with _remote(args) as client:
+        job = client.reschedule(args.uuid, force=args.force)
+    print(f"{job['uuid']} {job['state']} attempt {job['attempt']} {job['page']}")
+    return 0
+
+
+def job_heartbeat(args: argparse.Namespace) -> int:
+    with _remote(args) as client:
+        job = client.heartbeat(args.uuid)
+    print(f"{job['uuid']} {job['state']} {job['heartbeat_at']}")
+    return 0
+
+
 def job_show(args: argparse.Namespace) -> int:
     with _remote(args) as client:
         _print(client.get(args.uuid))
@@ -292,6 +306,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("uuid")
     p.add_argument("--details")
     p.set_defaults(run=job_cancel)
+
+    p = job.add_parser(
+        "reschedule",
+        parents=[remote],
+        help="run a CRASHED or CANCELLED job again; print the new attempt",
+    )
+    p.add_argument("uuid")
+    p.add_argument("--force", action="store_true", help="also run a FINISHED job again")
+    p.set_defaults(run=job_reschedule)
+
+    p = job.add_parser(
+        "heartbeat", parents=[remote], help="say the job's executor is alive (RUNNING jobs)"
+    )
+    p.add_argument("uuid")
+    p.set_defaults(run=job_heartbeat)
 
     p = job.add_parser("show", parents=[remote], help="print the job as JSON")
     p.add_argument("uuid")

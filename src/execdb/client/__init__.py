@@ -167,6 +167,16 @@ class Client:
     def cancel(self, uuid: str, details: str | None = None) -> Job:
         return self.report(uuid, "CANCELLED", details=details)
 
+    def reschedule(self, uuid: str, *, force: bool = False) -> Job:
+        """The job's next attempt (made now, or the one made before)."""
+        job: Job = self._request("POST", f"/api/v1/jobs/{uuid}/reschedule", json={"force": force})
+        return job
+
+    def heartbeat(self, uuid: str) -> Job:
+        """Tell ExecDB the executor running this job is alive."""
+        job: Job = self._request("POST", f"/api/v1/jobs/{uuid}/heartbeat")
+        return job
+
     def events(self, uuid: str) -> Iterator[dict[str, Any]]:
         """The job's history, oldest first, across all pages."""
         return self._pages(f"/api/v1/jobs/{uuid}/events", {"limit": 1000})

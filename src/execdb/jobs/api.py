@@ -6,8 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from execdb.auth.api import CreateActor, ReadAccess, ReportActor
+from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
 from execdb.http import ServicesDep, base_url
 from execdb.jobs.schemas import (
@@ -98,6 +100,7 @@ async def report(
     illegal switch answers 409 and is recorded in the job's history all the same.
     """
     done = await services.db.run(services.jobs.report, job_uuid, body, actor, utcnow())
+    assert done is not None  # only ExecDB's own guarded reports may be skipped
     return JobReported.from_row(done.job, base_url(request), warnings=done.warnings)
 
 
@@ -141,3 +144,71 @@ async def search_jobs(
         prev=_link(request, found.prev),
         next=_link(request, found.next),
     )
+
+
+class RescheduleOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(default=False, description="Also run a FINISHED job again.")
+
+
+@router.post(
+    "/jobs/{job_uuid}/reschedule",
+    status_code=201,
+    response_model=JobPublic,
+    responses={
+        200: {"description": "The job had been rescheduled already: its next attempt."},
+        404: {"description": "No such job."},
+        409: {"description": "The job is not CRASHED or CANCELLED (or FINISHED, with force)."},
+        **_ERRORS,
+    },
+)
+async def reschedule(
+    job_uuid: uuid.UUID,
+    actor: CreateActor,
+    services: ServicesDep,
+    request: Request,
+    response: Response,
+    options: RescheduleOptions | None = None,
+) -> JobPublic:
+    """Run a job again: a new job, its next attempt, linked both ways (scope create or admin).
+
+    Rescheduling the same job twice answers 200 with the attempt made the first time.
+    """
+    force = options.force if options else False
+    made = await services.db.run(services.jobs.reschedule, job_uuid, actor, utcnow(), force=force)
+    assert made is not None
+    job, created = made
+    if not created:
+        response.status_code = 200
+    return JobPublic.from_row(job, base_url(request))
+
+
+@router.post(
+    "/jobs/{job_uuid}/heartbeat",
+    response_model=JobPublic,
+    responses={
+        404: {"description": "No such job."},
+        409: {"description": "The job is not RUNNING (the watchdog may have crashed it)."},
+        **_ERRORS,
+    },
+)
+async def heartbeat(
+    job_uuid: uuid.UUID, actor: ReportActor, services: ServicesDep, request: Request
+) -> JobPublic:
+    """Say the executor running a job is alive; once a job has sent heartbeats, the watchdog
+    crashes it when they stop."""
+    job = await services.db.run(services.jobs.heartbeat, job_uuid, utcnow())
+    return JobPublic.from_row(job, base_url(request))
+
+
+@router.get(
+    "/jobs/{job_uuid}/deliveries",
+    response_model=list[DeliveryPublic],
+    dependencies=[ReadAccess],
+    responses=_READ_ERRORS,
+)
+async def deliveries(job_uuid: uuid.UUID, services: ServicesDep) -> list[DeliveryPublic]:
+    """What ExecDB sent or must send about a job: its dispatch and its notifications."""
+    rows = await services.db.run(services.outbox.for_job, job_uuid)
+    return [DeliveryPublic.model_validate(row) for row in rows]

@@ -6,28 +6,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from execdb.db import Base
+from execdb.db import Base, string_enum
 from execdb.jobs.states import Blame, Outcome, State
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so auto-incrementing).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def _enum(enum: type[State] | type[Blame] | type[Outcome], name: str) -> Enum:
-    # Stored as plain strings with a CHECK constraint: portable, readable in SQL, and a new
-    # value is a small migration rather than an ALTER TYPE.
-    return Enum(
-        enum,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
 
 
 class Job(Base):
@@ -35,7 +21,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     uuid: Mapped[UUID] = mapped_column(Uuid, unique=True)
-    state: Mapped[State] = mapped_column(_enum(State, "job_state"))
+    state: Mapped[State] = mapped_column(string_enum(State, "job_state"))
     task: Mapped[str] = mapped_column(String(255))
     item: Mapped[str] = mapped_column(String(1024))
     item_type: Mapped[str] = mapped_column(String(64))
@@ -46,7 +32,7 @@ class Job(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     trigger_data: Mapped[dict[str, Any]]
     executor: Mapped[dict[str, Any] | None]
-    blame: Mapped[Blame | None] = mapped_column(_enum(Blame, "job_blame"))
+    blame: Mapped[Blame | None] = mapped_column(string_enum(Blame, "job_blame"))
     cause: Mapped[str | None] = mapped_column(String(100))
     details: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(default=1)
@@ -55,6 +41,13 @@ class Job(Base):
     # Whether ExecDB itself (not an executor) set the current state: such a terminal state
     # may be replaced by the executor's own late report (see jobs.states).
     state_by_system: Mapped[bool] = mapped_column(default=False)
+    # When ExecDB will run a crashed job again by its retry policy (null: it will not).
+    retry_at: Mapped[datetime | None]
+    # The executor's last sign of life; the watchdog crashes a job whose heartbeats stop.
+    heartbeat_at: Mapped[datetime | None]
+    # How the dispatch of a rescheduled job went: pending, sent, failed (null: not dispatched).
+    dispatch_state: Mapped[str | None] = mapped_column(String(16))
+    dispatch_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -68,6 +61,7 @@ class Job(Base):
         Index("ix_jobs_cause_id", "cause", "id"),
         Index("ix_jobs_msg_id", "msg_id"),
         Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_retry_at", "retry_at"),
     )
 
 
@@ -81,9 +75,9 @@ class JobEvent(Base):
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(100))
     by_system: Mapped[bool] = mapped_column(default=False)
-    from_state: Mapped[State | None] = mapped_column(_enum(State, "event_from_state"))
-    to_state: Mapped[State] = mapped_column(_enum(State, "event_to_state"))
-    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome, "event_outcome"))
+    from_state: Mapped[State | None] = mapped_column(string_enum(State, "event_from_state"))
+    to_state: Mapped[State] = mapped_column(string_enum(State, "event_to_state"))
+    outcome: Mapped[Outcome] = mapped_column(string_enum(Outcome, "event_outcome"))
     payload: Mapped[dict[str, Any]]
     message: Mapped[str | None] = mapped_column(Text)
 

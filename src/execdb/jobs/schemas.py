@@ -164,6 +164,15 @@ class JobPublic(BaseModel):
     attempt: int
     rescheduled_from: UUID | None
     rescheduled_as: UUID | None
+    retry_at: datetime | None = Field(
+        description="When ExecDB will run this crashed job again (its retry policy); null if not."
+    )
+    dispatch_state: str | None = Field(
+        description="For a rescheduled job: pending, sent or failed (see dispatch_error); null "
+        "when ExecDB does not start jobs itself."
+    )
+    dispatch_error: str | None
+    heartbeat_at: datetime | None = Field(description="The executor's last heartbeat.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -10,15 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from execdb.automation.reactions import Reactions
+from execdb.automation.settings import WatchdogSettings
 from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import JobNotFound, TransitionRefused
@@ -64,6 +66,16 @@ def dedup_key(new: JobCreate) -> str | None:
 _JOB = select(Job.__table__)
 _JOB_BY_UUID = Prepared(_JOB.where(Job.uuid == bindparam("uuid")))
 _JOB_TO_UPDATE = Prepared(_JOB.where(Job.uuid == bindparam("uuid")).with_for_update())
+# Background work takes what no one else holds (PostgreSQL: SKIP LOCKED; SQLite: one writer).
+_JOB_TO_CLAIM = Prepared(
+    _JOB.where(Job.uuid == bindparam("uuid")).with_for_update(skip_locked=True)
+)
+_HEARTBEAT = Prepared(
+    update(Job)
+    .where(Job.uuid == bindparam("uuid"), Job.state == State.RUNNING)
+    .values(heartbeat_at=bindparam("now"))
+    .returning(*Job.__table__.c)
+)
 _JOB_BY_DEDUP_KEY = _JOB.where(Job.dedup_key == bindparam("key"))
 _JOB_ID = select(Job.id).where(Job.uuid == bindparam("uuid"))
 _INSERT_EVENT = Prepared(insert(JobEvent), [c.key for c in JobEvent.__table__.c if c.key != "id"])
@@ -93,6 +105,10 @@ _NEW_JOB: dict[str, Any] = {
     "rescheduled_from": None,
     "rescheduled_as": None,
     "state_by_system": False,
+    "retry_at": None,
+    "heartbeat_at": None,
+    "dispatch_state": None,
+    "dispatch_error": None,
     "started_at": None,
     "finished_at": None,
 }
@@ -102,10 +118,18 @@ _INSERT_JOB = Prepared(
 
 
 class JobService:
-    def __init__(self, db: Database, catalogue: Catalogue, *, details_max_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        catalogue: Catalogue,
+        *,
+        details_max_bytes: int,
+        reactions: Reactions | None = None,
+    ) -> None:
         self.db = db
         self.catalogue = catalogue
         self.details_max_bytes = details_max_bytes
+        self.reactions = reactions
 
     def create(self, new: JobCreate, actor: Actor, now: datetime) -> tuple[JobRow, bool]:
         """The new job and True, or the job already made for this message and False."""
@@ -158,11 +182,20 @@ class JobService:
         return job
 
     def report(
-        self, job_uuid: uuid.UUID, report: JobReport, actor: Actor, now: datetime
-    ) -> Reported:
+        self,
+        job_uuid: uuid.UUID,
+        report: JobReport,
+        actor: Actor,
+        now: datetime,
+        *,
+        only_if: Callable[[JobRow], bool] | None = None,
+    ) -> Reported | None:
         """Apply one report and record it, whatever its outcome.
 
         Raises TransitionRefused after the refused report has been committed to the history.
+        With `only_if` (ExecDB's own reports), the job is skipped if another transaction holds
+        it or the predicate is false of it once locked: the answer is None and nothing is
+        recorded.
         """
         warnings: list[str] = []
         details = report.details
@@ -184,7 +217,13 @@ class JobService:
         changes = _changes(report, blame, details, now)
 
         with self.db.write() as conn:
-            job = self._lock(conn, job_uuid)
+            if only_if is None:
+                job = self._lock(conn, job_uuid)
+            else:
+                locked = _JOB_TO_CLAIM.one_or_none(conn, {"uuid": job_uuid})
+                if locked is None or not only_if(locked):
+                    return None
+                job = locked
             before = job["state"]
             outcome = decide(
                 before,
@@ -194,10 +233,17 @@ class JobService:
                 by_system=actor.by_system,
             )
             message = _explain(job, report.state, outcome, warnings)
+            retry = None
             if outcome in (Outcome.ACCEPTED, Outcome.REPLACED):
                 values = {**changes, "state_by_system": actor.by_system, "updated_at": now}
+                if report.state in TERMINAL and self.reactions is not None:
+                    retry = self.reactions.retry({**job, **values}, now)
+                    values["retry_at"] = retry.retry_at if job["rescheduled_as"] is None else None
                 _update_job(tuple(values)).execute(conn, {"_id": job["id"], **values})
                 job = {**job, **values}
+                if retry is not None and report.state == State.CRASHED:
+                    assert self.reactions is not None
+                    self.reactions.crashed(conn, job, retry, now)
             payload = report.model_dump(mode="json", exclude_none=True)
             if details is not None:
                 payload["details"] = details
@@ -225,6 +271,147 @@ class JobService:
         if job is None:
             raise JobNotFound(job_uuid)
         return job
+
+    def reschedule(
+        self,
+        job_uuid: uuid.UUID,
+        actor: Actor,
+        now: datetime,
+        *,
+        force: bool = False,
+        only_if_due: bool = False,
+    ) -> tuple[JobRow, bool] | None:
+        """The new attempt of a job and True, or the attempt made before and False.
+
+        Allowed from CRASHED and CANCELLED, from FINISHED with `force`. With `only_if_due`
+        (the retry scheduler), a job that is not due or is held by another worker is skipped
+        (None).
+        """
+        with self.db.write() as conn:
+            job: JobRow
+            if only_if_due:
+                claimed = _JOB_TO_CLAIM.one_or_none(conn, {"uuid": job_uuid})
+                if claimed is None or not _retry_due(claimed, now):
+                    return None
+                job = claimed
+            else:
+                job = self._lock(conn, job_uuid)
+            if job["rescheduled_as"] is not None:
+                again = _JOB_BY_UUID.one_or_none(conn, {"uuid": job["rescheduled_as"]})
+                assert again is not None
+                return again, False
+            allowed = {State.CRASHED, State.CANCELLED} | ({State.FINISHED} if force else set())
+            if job["state"] not in allowed:
+                hint = (
+                    " (add force to run a FINISHED job again)"
+                    if job["state"] == State.FINISHED
+                    else ""
+                )
+                raise TransitionRefused(
+                    f"job {job_uuid} is {job['state']}; only a CRASHED or CANCELLED job can be "
+                    f"rescheduled{hint}",
+                    uuid=str(job_uuid),
+                    state=job["state"],
+                )
+            new: dict[str, Any] = {
+                **_NEW_JOB,
+                **{k: job[k] for k in ("task", "item", "item_type", "arch", "msg_id")},
+                "trigger_data": job["trigger_data"],
+                "uuid": uuid7(),
+                # The first attempt keeps the bus message's identity; this one must not clash.
+                "dedup_key": None,
+                "attempt": job["attempt"] + 1,
+                "rescheduled_from": job["uuid"],
+                "created_at": now,
+                "updated_at": now,
+            }
+            inserted = _INSERT_JOB.one_or_none(conn, new)
+            assert inserted is not None
+            new["id"] = inserted["id"]
+            if self.reactions is not None and (
+                dispatch := self.reactions.rescheduled(conn, new, now)
+            ):
+                new["dispatch_state"] = dispatch
+                conn.execute(update(Job).where(Job.id == new["id"]).values(dispatch_state=dispatch))
+            values = {"rescheduled_as": new["uuid"], "retry_at": None, "updated_at": now}
+            _update_job(tuple(values)).execute(conn, {"_id": job["id"], **values})
+            why = "retry by policy" if only_if_due else "rescheduled"
+            for event in (
+                {
+                    "job_id": job["id"],
+                    "from_state": job["state"],
+                    "to_state": job["state"],
+                    "payload": {"rescheduled_as": str(new["uuid"]), "force": force},
+                    "message": f"{why} as {new['uuid']} (attempt {new['attempt']})",
+                },
+                {
+                    "job_id": new["id"],
+                    "from_state": None,
+                    "to_state": State.SCHEDULED,
+                    "payload": {"rescheduled_from": str(job["uuid"])},
+                    "message": f"created: {why} of {job['uuid']}",
+                },
+            ):
+                _INSERT_EVENT.execute(
+                    conn,
+                    {
+                        **event,
+                        "at": now,
+                        "actor": actor.name,
+                        "by_system": actor.by_system,
+                        "outcome": Outcome.ACCEPTED,
+                    },
+                )
+        return new, True
+
+    def due_retries(self, now: datetime, limit: int = 100) -> list[uuid.UUID]:
+        """Crashed jobs whose retry is due, oldest due first."""
+        stmt = (
+            select(Job.uuid)
+            .where(Job.retry_at <= now, Job.rescheduled_as.is_(None))
+            .order_by(Job.retry_at)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return list(conn.execute(stmt).scalars())
+
+    def heartbeat(self, job_uuid: uuid.UUID, now: datetime) -> JobRow:
+        """Note that a RUNNING job's executor is alive; 409 for a job in another state."""
+        with self.db.write() as conn:
+            job = _HEARTBEAT.one_or_none(conn, {"uuid": job_uuid, "now": now})
+            if job is not None:
+                return job
+            job = _JOB_BY_UUID.one_or_none(conn, {"uuid": job_uuid})
+        if job is None:
+            raise JobNotFound(job_uuid)
+        raise TransitionRefused(
+            f"job {job_uuid} is {job['state']}; only a RUNNING job sends heartbeats",
+            uuid=str(job_uuid),
+            state=job["state"],
+        )
+
+    def stale(self, now: datetime, watchdog: WatchdogSettings, limit: int = 500) -> list[JobRow]:
+        """SCHEDULED and RUNNING jobs that may have outlived their limits (the shortest ones:
+        the caller checks each job's own limits)."""
+        running, scheduled = watchdog.shortest
+        stmt = (
+            select(Job.uuid, Job.task, Job.state, Job.created_at, Job.started_at, Job.heartbeat_at)
+            .where(
+                or_(
+                    and_(Job.state == State.SCHEDULED, Job.created_at < now - scheduled),
+                    and_(
+                        Job.state == State.RUNNING,
+                        or_(
+                            Job.started_at < now - running,
+                            Job.heartbeat_at < now - watchdog.heartbeat,
+                        ),
+                    ),
+                )
+            )
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return list(conn.execute(stmt).mappings())
 
     def events(self, job_uuid: uuid.UUID, cursor: Cursor | None, limit: int) -> Page[JobRow]:
         with self.db.read() as conn:
@@ -263,6 +450,11 @@ def _changes(
         # earlier verdict (which it may replace) had said.
         changes.update(blame=blame, cause=report.cause, details=details, finished_at=now)
     return changes
+
+
+def _retry_due(job: JobRow, now: datetime) -> bool:
+    retry_at: datetime | None = job["retry_at"]
+    return retry_at is not None and retry_at <= now and job["state"] == State.CRASHED
 
 
 def _explain(job: JobRow, requested: State, outcome: Outcome, warnings: list[str]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import execdb.auth.models
+import execdb.automation.models
 import execdb.jobs.models  # noqa: F401  (registers the tables on the metadata)
 from execdb.db import Base
 

@@ -1,0 +1,152 @@
+"""Writing deliveries in the caller's transaction, and leasing them out to workers.
+
+A worker leases due deliveries in one short transaction (SKIP LOCKED on PostgreSQL, so that
+workers never wait on each other's rows; SQLite has one writer at a time anyway), makes them
+outside any transaction, then records the result. A delivery whose worker died is leased
+again once its lease has run out: delivery is at least once, never at most once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from execdb.automation.models import Delivery, Kind, Status
+from execdb.automation.settings import DeliverySettings
+from execdb.db import Database
+from execdb.errors import JobNotFound
+from execdb.ids import uuid7
+from execdb.jobs.models import Job
+
+DeliveryRow = Mapping[str, Any]
+
+_ERROR_MAX_CHARS = 2000
+
+
+def add(
+    conn: Connection,
+    *,
+    job_id: int,
+    kind: Kind,
+    sink: str,
+    recipients: Sequence[str],
+    payload: dict[str, Any],
+    now: datetime,
+    delivery_uuid: uuid.UUID | None = None,
+) -> None:
+    """Add a delivery in the caller's transaction: it exists if and only if the change does."""
+    conn.execute(
+        insert(Delivery),
+        {
+            "uuid": delivery_uuid or uuid7(),
+            "job_id": job_id,
+            "kind": kind,
+            "sink": sink,
+            "recipients": list(recipients),
+            "payload": payload,
+            "status": Status.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+
+
+class Outbox:
+    def __init__(self, db: Database, settings: DeliverySettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def lease(self, worker: str, now: datetime, limit: int = 20) -> list[DeliveryRow]:
+        """Take up to `limit` due deliveries for `worker`, each for the lease time."""
+        due = (
+            select(Delivery.id)
+            .where(
+                Delivery.status == Status.PENDING,
+                Delivery.next_attempt_at <= now,
+                or_(Delivery.leased_until.is_(None), Delivery.leased_until <= now),
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.db.write() as conn:
+            ids = list(conn.execute(due).scalars())
+            if not ids:
+                return []
+            rows = conn.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(
+                    leased_until=now + self.settings.lease,
+                    leased_by=worker,
+                    attempts=Delivery.attempts + 1,
+                )
+                .returning(*Delivery.__table__.c)
+            )
+            return sorted((dict(r) for r in rows.mappings()), key=lambda r: r["id"])
+
+    def delivered(self, delivery: DeliveryRow, now: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery["id"])
+                .values(
+                    status=Status.DELIVERED,
+                    delivered_at=now,
+                    leased_until=None,
+                    last_error=None,
+                )
+            )
+            if delivery["kind"] == Kind.DISPATCH:
+                _dispatch_state(conn, delivery["job_id"], "sent", None)
+
+    def failed(self, delivery: DeliveryRow, error: str, now: datetime) -> bool:
+        """Record a failed attempt; True if it will be tried again."""
+        error = error[:_ERROR_MAX_CHARS]
+        again = bool(delivery["attempts"] < self.settings.max_attempts)
+        values: dict[str, Any] = {"leased_until": None, "last_error": error}
+        if again:
+            values["next_attempt_at"] = now + self.settings.backoff.delay(delivery["attempts"])
+        else:
+            values["status"] = Status.FAILED
+        with self.db.write() as conn:
+            conn.execute(update(Delivery).where(Delivery.id == delivery["id"]).values(values))
+            if delivery["kind"] == Kind.DISPATCH:
+                state = "pending" if again else "failed"
+                _dispatch_state(conn, delivery["job_id"], state, error)
+        return again
+
+    def retry_failed(self, now: datetime, job_uuid: uuid.UUID | None = None) -> int:
+        """Give deliveries that were given up on a new round of attempts; how many."""
+        statement = update(Delivery).where(Delivery.status == Status.FAILED)
+        if job_uuid is not None:
+            statement = statement.where(
+                Delivery.job_id == select(Job.id).where(Job.uuid == job_uuid).scalar_subquery()
+            )
+        with self.db.write() as conn:
+            result = conn.execute(
+                statement.values(status=Status.PENDING, attempts=0, next_attempt_at=now)
+            )
+            return int(result.rowcount)
+
+    def for_job(self, job_uuid: uuid.UUID) -> list[DeliveryRow]:
+        with self.db.read() as conn:
+            job_id = conn.execute(select(Job.id).where(Job.uuid == job_uuid)).scalar()
+            if job_id is None:
+                raise JobNotFound(job_uuid)
+            rows = conn.execute(
+                select(Delivery.__table__).where(Delivery.job_id == job_id).order_by(Delivery.id)
+            )
+            return [dict(r) for r in rows.mappings()]
+
+
+def _dispatch_state(conn: Connection, job_id: int, state: str, error: str | None) -> None:
+    conn.execute(
+        update(Job).where(Job.id == job_id).values(dispatch_state=state, dispatch_error=error)
+    )

@@ -1,0 +1,178 @@
+"""The background work: due retries, the watchdog, dispatches and notifications.
+
+`Worker.tick(now)` does one round of each and says what it did; `Worker.run` repeats it every
+`worker_interval` until told to stop. Any number of workers (in `execdb worker` processes or
+inside `execdb serve`) may share one database: each step takes only rows no other worker
+holds (see jobs.service and automation.outbox), so nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from execdb.automation import senders, watchdog
+from execdb.automation.models import Kind
+from execdb.automation.outbox import DeliveryRow
+from execdb.automation.settings import WatchdogSettings
+from execdb.db import utcnow
+from execdb.jobs.schemas import JobReport
+from execdb.jobs.service import SYSTEM
+from execdb.services import Services
+
+log = logging.getLogger("execdb.worker")
+
+
+@dataclass
+class Tick:
+    """What one round did."""
+
+    retried: int = 0
+    crashed: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+    def __bool__(self) -> bool:
+        return any((self.retried, self.crashed, self.delivered, self.failed))
+
+
+class Worker:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        name: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.clock = clock
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Worker:
+        timeout = self.settings.delivery.timeout.total_seconds()
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def tick(self, now: datetime | None = None) -> Tick:
+        """One round of everything, as of `now` (default: the clock)."""
+        now = now or self.clock()
+        done = Tick()
+        done.retried = await self.retry_due(now)
+        done.crashed = await self.watch(now)
+        done.delivered, done.failed = await self.deliver(now)
+        return done
+
+    async def retry_due(self, now: datetime) -> int:
+        jobs, db = self.services.jobs, self.services.db
+        count = 0
+        for job_uuid in await db.run(jobs.due_retries, now):
+            made = await db.run(jobs.reschedule, job_uuid, SYSTEM, now, only_if_due=True)
+            if made is not None and made[1]:
+                count += 1
+                log.info("retried job %s as %s", job_uuid, made[0]["uuid"])
+        return count
+
+    async def watch(self, now: datetime) -> int:
+        jobs, db, limits = self.services.jobs, self.services.db, self.settings.watchdog
+        count = 0
+        for job in await db.run(jobs.stale, now, limits):
+            report = watchdog.verdict(job, limits, now)
+            if report is None:
+                continue
+            done = await db.run(
+                jobs.report, job["uuid"], report, SYSTEM, now, only_if=_still(report, limits, now)
+            )
+            if done is not None:
+                count += 1
+                log.warning("watchdog crashed job %s: %s", job["uuid"], report.details)
+        return count
+
+    async def deliver(self, now: datetime) -> tuple[int, int]:
+        outbox, db = self.services.outbox, self.services.db
+        delivered = failed = 0
+        while batch := await db.run(outbox.lease, self.name, now):
+            results = await asyncio.gather(*(self._send(d) for d in batch))
+            for delivery, error in zip(batch, results, strict=True):
+                if error is None:
+                    await db.run(outbox.delivered, delivery, self.clock())
+                    delivered += 1
+                    continue
+                failed += 1
+                again = await db.run(outbox.failed, delivery, error, self.clock())
+                log.warning(
+                    "%s %s for job id %s failed (attempt %d%s): %s",
+                    delivery["kind"],
+                    delivery["uuid"],
+                    delivery["job_id"],
+                    delivery["attempts"],
+                    "; will try again" if again else "; giving up",
+                    error,
+                )
+        return delivered, failed
+
+    async def _send(self, delivery: DeliveryRow) -> str | None:
+        """Make one delivery; None on success, else why it failed."""
+        assert self._client is not None, "use the worker as an async context manager"
+        try:
+            if delivery["kind"] == Kind.DISPATCH:
+                await senders.dispatch(self._client, delivery, self.settings.dispatch)
+            else:
+                await senders.notify(self._client, delivery, self.settings.notify)
+        except senders.DeliveryError as exc:
+            return str(exc)
+        except Exception as exc:  # a bug must not stop the other deliveries
+            log.exception("delivery %s failed unexpectedly", delivery["uuid"])
+            return f"{exc.__class__.__name__}: {exc}"
+        return None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Do rounds until `stop` is set; a round that fails is logged and the next one runs."""
+        interval = self.settings.worker_interval.total_seconds()
+        log.info("worker %s started (every %gs)", self.name, interval)
+        while not stop.is_set():
+            try:
+                done = await self.tick()
+                if done:
+                    log.info("worker %s: %s", self.name, done)
+            except Exception:
+                log.exception("a round of background work failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def _still(
+    report: JobReport, limits: WatchdogSettings, now: datetime
+) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a job, once locked, still earns the same verdict (no heartbeat came since)."""
+    return lambda job: watchdog.verdict(job, limits, now) == report
+
+
+@asynccontextmanager
+async def background(services: Services) -> AsyncIterator[Worker]:
+    """A worker doing rounds in the background for as long as the block runs."""
+    stop = asyncio.Event()
+    async with Worker(services) as worker:
+        task = asyncio.create_task(worker.run(stop), name="execdb-worker")
+        try:
+            yield worker
+        finally:
+            stop.set()
+            await task
