@@ -39,6 +39,9 @@ OPERATIONS = (
     "GET /api/v1/jobs/{job_uuid}",
     "PATCH /api/v1/jobs/{job_uuid}",
     "GET /api/v1/jobs/{job_uuid}/events",
+    "POST /api/v1/jobs/{job_uuid}/reschedule",
+    "POST /api/v1/jobs/{job_uuid}/heartbeat",
+    "GET /api/v1/jobs/{job_uuid}/deliveries",
     "GET /api/v1/causes",
 )
 CHECKS = [

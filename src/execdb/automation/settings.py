@@ -32,6 +32,8 @@ def _duration(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string such as '15m'")
     if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative (got {value})")
         return timedelta(seconds=value)
     if isinstance(value, str):
         match = _DURATION.match(value)

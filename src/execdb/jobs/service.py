@@ -70,9 +70,9 @@ _JOB_TO_UPDATE = Prepared(_JOB.where(Job.uuid == bindparam("uuid")).with_for_upd
 _JOB_TO_CLAIM = Prepared(
     _JOB.where(Job.uuid == bindparam("uuid")).with_for_update(skip_locked=True)
 )
-_HEARTBEAT = Prepared(
+_HEARTBEAT = (
     update(Job)
-    .where(Job.uuid == bindparam("uuid"), Job.state == State.RUNNING)
+    .where(Job.uuid == bindparam("job_uuid"), Job.state == State.RUNNING)
     .values(heartbeat_at=bindparam("now"))
     .returning(*Job.__table__.c)
 )
@@ -378,9 +378,9 @@ class JobService:
     def heartbeat(self, job_uuid: uuid.UUID, now: datetime) -> JobRow:
         """Note that a RUNNING job's executor is alive; 409 for a job in another state."""
         with self.db.write() as conn:
-            job = _HEARTBEAT.one_or_none(conn, {"uuid": job_uuid, "now": now})
-            if job is not None:
-                return job
+            beat = conn.execute(_HEARTBEAT, {"job_uuid": job_uuid, "now": now}).mappings().first()
+            if beat is not None:
+                return beat
             job = _JOB_BY_UUID.one_or_none(conn, {"uuid": job_uuid})
         if job is None:
             raise JobNotFound(job_uuid)
