@@ -102,9 +102,7 @@ class MailReceiver:
         receiver = self
 
         class Handler:
-            async def handle_DATA(
-                self, server: SMTP, session: Session, envelope: Envelope
-            ) -> str:
+            async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
                 content = envelope.original_content or b""
                 message = email.message_from_bytes(content, policy=email.policy.default)
                 assert isinstance(message, EmailMessage)
