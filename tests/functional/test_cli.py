@@ -127,8 +127,10 @@ def on_backend(backend: str, databases: Databases, execdb: Execdb, tmp_path: Pat
 @pytest.mark.parametrize(
     ("args", "mentions"),
     [
-        ((), ["serve", "db", "token", "--config", "--version"]),
-        (("serve",), ["--host", "--port", "--workers"]),
+        ((), ["serve", "worker", "deliveries", "db", "token", "--config", "--version"]),
+        (("serve",), ["--host", "--port", "--workers", "--no-worker"]),
+        (("worker",), ["--once", "SIGTERM"]),
+        (("deliveries", "retry"), ["UUID"]),
         (("db",), ["upgrade", "current"]),
         (("token",), ["create", "list", "revoke"]),
         (("token", "create"), ["--scope", "create", "report", "admin", "--quiet"]),
@@ -585,3 +587,27 @@ def test_the_settings_file_is_honoured_and_the_environment_wins(
         by_env.output()
     )
     assert_stopped_cleanly(by_env, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_hostile_policy_file_stops_start_up_naming_the_rule_and_field(
+    execdb: Execdb, tmp_path: Path, command: str
+) -> None:
+    config = tmp_path / "execdb.toml"
+    config.write_text(
+        '[[retry.rules]]\naction = "retry"\n\n'
+        '[[retry.rules]]\nname = "koji"\ncause = "koji"\naction = "retry"\nfactor = 1e9\n'
+    )
+    data = tmp_path / "data"
+    result = execdb.using(EXECDB_DATA_DIR=data)("--config", str(config), command, timeout=30)
+    message = failed_cleanly(result)
+    assert "retry.rules[1].factor: Input should be less than or equal to 10" in message
+    assert not data.exists(), "nothing is started on bad settings"
+
+
+def test_worker_once_does_a_round_on_the_embedded_database(execdb: Execdb, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = execdb.using(EXECDB_DATA_DIR=data)("worker", "--once")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Tick(retried=0, crashed=0, delivered=0, failed=0)"
+    assert (data / "execdb.sqlite").exists()  # created and migrated like `serve` does

@@ -196,3 +196,34 @@ def test_the_executor_commands_load_none_of_the_server(server: LiveServer) -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("[]"), done.stdout
+
+
+def test_heartbeat_and_reschedule_from_the_command_line(server: LiveServer) -> None:
+    token = server.tokens["admin"]
+    made = run(
+        server.url, token, "job", "create", "--task", "t", "--item", "i", "--item-type", "x", "-q"
+    )
+    assert made.returncode == 0, made.stderr
+    uuid = made.stdout.strip()
+    early = run(server.url, token, "job", "heartbeat", uuid)
+    assert early.returncode == 3  # not RUNNING yet: refused
+    assert "only a RUNNING job sends heartbeats" in early.stderr
+    assert run(server.url, token, "job", "start", uuid).returncode == 0
+    beat = run(server.url, token, "job", "heartbeat", uuid)
+    assert beat.returncode == 0, beat.stderr
+    assert beat.stdout.startswith(f"{uuid} RUNNING 20")
+    # No status file: CRASHED with status_file.missing, which may be run again.
+    finished = run(server.url, token, "job", "finish", uuid, "--status-file", "/nonexistent")
+    assert finished.returncode == 0, finished.stderr
+    first = run(server.url, token, "job", "reschedule", uuid)
+    assert first.returncode == 0, first.stderr
+    new, state, _, attempt, _ = first.stdout.split()
+    assert (state, attempt) == ("SCHEDULED", "2")
+    again = run(server.url, token, "job", "reschedule", uuid)
+    assert again.stdout == first.stdout  # the same attempt, not a second one
+    assert run(server.url, token, "job", "start", new).returncode == 0
+    assert (
+        run(server.url, token, "job", "finish", new, "--status-file", "/nonexistent").returncode
+        == 0
+    )
+    assert run(server.url, token, "job", "cancel", new).returncode == 3
