@@ -249,7 +249,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "deliveries", help="dispatches and notifications"
     ).add_subparsers(metavar="COMMAND", required=True)
     p = deliveries.add_parser("retry", help="try again the deliveries that were given up on")
-    p.add_argument("uuid", nargs="?", type=uuid.UUID, help="only this job's")
+    p.add_argument("uuid", nargs="?", type=uuid.UUID, metavar="UUID", help="only this job's")
     p.set_defaults(run=deliveries_retry)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
