@@ -611,3 +611,28 @@ def test_worker_once_does_a_round_on_the_embedded_database(execdb: Execdb, tmp_p
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Tick(retried=0, crashed=0, delivered=0, failed=0)"
     assert (data / "execdb.sqlite").exists()  # created and migrated like `serve` does
+
+
+@pytest.mark.slow
+def test_serve_does_the_background_work_itself_on_the_embedded_database(
+    execdb: Execdb, serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    embedded = execdb.using(EXECDB_DATA_DIR=data, EXECDB_WORKER_INTERVAL="0.2")
+    config = tmp_path / "execdb.toml"
+    config.write_text('[watchdog]\nscheduled = "1s"\n')
+    served = serve(
+        embedded, "--config", str(config), "serve", "--port", str(port := free_port()), port=port
+    )
+    served.wait_until_up()
+    secret = create_token(data, "trigger", "create")
+    with served.client(headers={"Authorization": f"Bearer {secret}"}) as client:
+        job = client.post("/api/v1/jobs", json=NEW_JOB).json()
+        deadline = time.monotonic() + 15
+        while client.get(f"/api/v1/jobs/{job['uuid']}").json()["state"] == "SCHEDULED":
+            assert time.monotonic() < deadline, served.output()
+            time.sleep(0.1)
+        crashed = client.get(f"/api/v1/jobs/{job['uuid']}").json()
+    assert (crashed["state"], crashed["cause"]) == ("CRASHED", "watchdog.not_started")
+    assert "watchdog crashed job" in served.output()
+    assert_stopped_cleanly(served, signal.SIGTERM)

@@ -73,6 +73,19 @@ def _describe(settings: Settings) -> str:
     return make_url(settings.effective_database_url).render_as_string(hide_password=True)
 
 
+def _log_to_stderr(level: str) -> None:
+    """Show ExecDB's own log (the background work's, mostly) on stderr, at `level`."""
+    import logging
+
+    from uvicorn.config import LOG_LEVELS  # uvicorn's names, "trace" included
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("execdb")
+    logger.addHandler(handler)
+    logger.setLevel(LOG_LEVELS.get(level.lower(), logging.INFO))
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -83,6 +96,7 @@ def serve(args: argparse.Namespace) -> int:
         overrides["worker_in_serve"] = False
     settings = _settings(args, **overrides)
     services = _ready_services(settings)
+    _log_to_stderr(settings.log_level)
     print(
         f"ExecDB on http://{settings.host}:{settings.port}  database: {_describe(settings)}",
         file=sys.stderr,
@@ -113,16 +127,13 @@ def serve(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
     import signal
 
     from execdb.automation.worker import Worker
 
     settings = _settings(args)
     services = _ready_services(settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _log_to_stderr(settings.log_level)
 
     async def work() -> None:
         async with Worker(services) as w:
