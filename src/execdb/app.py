@@ -19,6 +19,7 @@ from execdb.http import BodyLimitMiddleware, register_handlers
 from execdb.jobs.api import router as jobs_router
 from execdb.jobs.views import router as job_views
 from execdb.services import Services
+from execdb.stats.api import router as stats_router
 
 DESCRIPTION = """\
 ExecDB keeps the execution state of every test job: triggers create jobs, executors switch
@@ -57,7 +58,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     register_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # The job routes first: routes are matched in order, and they take nearly all the traffic.
-    for router in (jobs_router, health_router, causes_router, job_views):
+    for router in (jobs_router, health_router, causes_router, stats_router, job_views):
         app.include_router(router)
     return app
 

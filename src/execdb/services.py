@@ -9,6 +9,7 @@ from execdb.causes.catalogue import Catalogue, load_catalogue
 from execdb.config import Settings
 from execdb.db import Database
 from execdb.jobs.service import JobService
+from execdb.stats.service import StatsService
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class Services:
     catalogue: Catalogue
     jobs: JobService
     tokens: TokenService
+    stats: StatsService
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -29,4 +31,5 @@ class Services:
             catalogue=catalogue,
             jobs=JobService(db, catalogue, details_max_bytes=settings.details_max_bytes),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
+            stats=StatsService(db, catalogue),
         )
