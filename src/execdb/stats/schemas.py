@@ -193,3 +193,22 @@ class Stats(Counts):
     uncategorized: Uncategorized
     groups: list[Group] = Field(description="With group_by: every group, largest first.")
     series: Series | None = Field(description="With interval: the time series.")
+
+
+# Bin edges for duration histograms, in seconds: 10 s, 30 s, 1, 2, 5, 10, 20, 30 min, 1, 2, 4 h.
+# Durations spread over orders of magnitude, so the bins widen as they go.
+DURATION_EDGES = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
+
+
+class Histogram(BaseModel):
+    """How many jobs took how long: `counts[i]` jobs took from `edges[i - 1]` (0 for the first
+    bin) up to but not including `edges[i]` seconds; the last bin has no end."""
+
+    edges: list[float]
+    counts: list[int] = Field(description="One more than there are edges.")
+
+
+class DurationHistograms(BaseModel):
+    window: Window
+    queue_time: Histogram = Field(description="created_at to started_at, for started jobs.")
+    run_time: Histogram = Field(description="started_at to finished_at, for ended jobs.")

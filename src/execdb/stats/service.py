@@ -10,6 +10,10 @@ without an end; `base_url` prefixes the links of the uncategorized crashes liste
 `InvalidInput` (400) when the time series would have too many buckets. Like every service
 call it is synchronous: run it through `Database.run` from the event loop.
 
+    services.stats.histograms(query, *, now, edges=DURATION_EDGES) -> DurationHistograms
+
+counts the same jobs' queue and run times in bins, for plotting their distributions.
+
 A summary is four statements in one read transaction, each one pass over the window's jobs:
 one GROUP BY on (state, blame, cause, group keys, bucket) from which every count is summed up
 here, one for the duration percentiles, one joining retried jobs to their next attempt, and one
@@ -31,6 +35,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    case,
     cast,
     func,
     or_,
@@ -48,12 +53,15 @@ from execdb.jobs.search import conditions, window
 from execdb.jobs.states import Blame, State
 from execdb.stats.schemas import (
     DEFAULT_DAYS,
+    DURATION_EDGES,
     Bucket,
     CauseCount,
     Counts,
+    DurationHistograms,
     Durations,
     Group,
     GroupKey,
+    Histogram,
     Interval,
     Retries,
     RetryCount,
@@ -157,6 +165,34 @@ class StatsService:
             ),
             groups=_groups(counted, keys),
             series=(_series(counted, keys, interval, start, end) if interval is not None else None),
+        )
+
+    def histograms(
+        self, query: StatsQuery, *, now: datetime, edges: Sequence[float] = DURATION_EDGES
+    ) -> DurationHistograms:
+        """The queue and run times of the jobs matching `query`, counted in bins."""
+        start, end = time_window(query, now)
+        where = [
+            *conditions(query.model_copy(update={"since": None})),
+            Job.created_at >= start,
+            Job.created_at <= end,
+        ]
+        with self.db.read() as conn:
+            seconds = _seconds_pg if conn.dialect.name == "postgresql" else _seconds_sqlite
+            queue = _histogram(
+                conn,
+                seconds(Job.created_at, Job.started_at),
+                [*where, Job.started_at.is_not(None)],
+                edges,
+            )
+            run = _histogram(
+                conn,
+                seconds(Job.started_at, Job.finished_at),
+                [*where, Job.started_at.is_not(None), Job.finished_at.is_not(None)],
+                edges,
+            )
+        return DurationHistograms(
+            window=Window(start=start, end=end), queue_time=queue, run_time=run
         )
 
     def _categorized(self, row: Mapping[str, Any]) -> bool:
@@ -426,3 +462,19 @@ def _percentiles_sqlite(
         high = min(low + 1, n - 1)
         found.append(round(at[low] + (position - low) * (at[high] - at[low]), 6))
     return Durations(count=n, p50=found[0], p90=found[1], p99=found[2])
+
+
+def _histogram(
+    conn: Connection,
+    value: ColumnElement[float],
+    where: Sequence[ColumnElement[bool]],
+    edges: Sequence[float],
+) -> Histogram:
+    # Binned in a subquery and grouped on its column: PostgreSQL would not see a CASE with
+    # bound edges in SELECT and in GROUP BY as the same expression.
+    which = case(*((value < edge, i) for i, edge in enumerate(edges)), else_=len(edges))
+    binned = select(which.label("bin")).where(*where).subquery()
+    counts = [0] * (len(edges) + 1)
+    for index, n in conn.execute(select(binned.c.bin, func.count()).group_by(binned.c.bin)):
+        counts[int(index)] = n
+    return Histogram(edges=list(edges), counts=counts)

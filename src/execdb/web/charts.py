@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 WIDTH = 640
 HEIGHT = 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 36
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 30
 FONT = 'font-size="12" font-family="system-ui, sans-serif"'
 DASHES = ("", "6 3", "2 3", "10 3 2 3", "1 5", "8 6")
 TEXT = "#1a1a1a"
@@ -60,7 +60,7 @@ def _open(ident: str, title: str, description: str, height: int = HEIGHT) -> lis
     ]
 
 
-def _y_axis(top: float, plot_height: float, maximum: float, unit: str) -> list[str]:
+def _y_axis(plot_height: float, maximum: float, unit: str) -> list[str]:
     parts = []
     for i in range(5):
         value = maximum * i / 4
@@ -71,10 +71,7 @@ def _y_axis(top: float, plot_height: float, maximum: float, unit: str) -> list[s
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{TEXT}">'
             f"{_number(value)}</text>"
         )
-    parts.append(
-        f'<text x="4" y="{top - 2 if top > 12 else 10}" fill="{TEXT}" font-size="11">'
-        f"{escape(unit)}</text>"
-    )
+    parts.append(f'<text x="4" y="14" fill="{TEXT}" font-size="11">{escape(unit)}</text>')
     return parts
 
 
@@ -107,14 +104,12 @@ def legend(series: Sequence[Series], *, lines: bool = False) -> str:
     return f'<ul class="legend">{"".join(items)}</ul>'
 
 
-def _figure(svg: list[str], caption: str, after: str) -> Markup:
-    # Every text that goes into `svg`, `after` and the caption is escaped where it is added.
+def _figure(svg: list[str], title: str, caption: str, after: str) -> Markup:
+    note = f' <span class="muted">{escape(caption)}</span>' if caption else ""
+    # Every text that goes into `svg` and `after` is escaped where it is added.
     return Markup(  # noqa: S704
-        '<figure class="plot"><div class="plot-box">'
-        + "".join(svg)
-        + "</svg></div>"
-        + after
-        + f"<figcaption>{escape(caption)}</figcaption></figure>"
+        f'<figure class="plot"><figcaption><strong>{escape(title)}</strong>{note}</figcaption>'
+        '<div class="plot-box">' + "".join(svg) + "</svg></div>" + after + "</figure>"
     )
 
 
@@ -141,7 +136,7 @@ def columns(
         description += f"; the most, {_number(totals[busiest])}, at {labels[busiest]}"
     description += ". " + "; ".join(f"{s.name}: {_number(sum(s.values))}" for s in series)
     svg = _open(ident, title, description)
-    svg += _y_axis(TOP, plot_height, maximum, unit)
+    svg += _y_axis(plot_height, maximum, unit)
     baseline = TOP + plot_height
     for i, label in enumerate(labels):
         if not totals[i]:
@@ -166,7 +161,7 @@ def columns(
     )
     svg += _x_labels(labels, x_of, baseline)
     after = legend(series) if len(series) > 1 else ""
-    return _figure(svg, caption, after)
+    return _figure(svg, title, caption, after)
 
 
 def lines(
@@ -194,7 +189,7 @@ def lines(
         for s in series
     )
     svg = _open(ident, title, description)
-    svg += _y_axis(TOP, plot_height, maximum, unit)
+    svg += _y_axis(plot_height, maximum, unit)
     for n, s in enumerate(series):
         points = " ".join(f"{x_of[i]:.1f},{y_of(v):.1f}" for i, v in enumerate(s.values))
         dash = DASHES[n % len(DASHES)]
@@ -215,7 +210,7 @@ def lines(
         f'stroke="{TEXT}" stroke-width="1"/>'
     )
     svg += _x_labels(labels, x_of, baseline)
-    return _figure(svg, caption, legend(series, lines=True))
+    return _figure(svg, title, caption, legend(series, lines=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,4 +245,4 @@ def bars(*, ident: str, title: str, rows: Sequence[Bar], scale: float, caption: 
             f'<text x="{label_width + width + 6:.1f}" y="{y + 16}" fill="{TEXT}">'
             f"{escape(row.text)}</text></g>"
         )
-    return _figure(svg, caption, "")
+    return _figure(svg, title, caption, "")

@@ -25,7 +25,7 @@ from execdb.jobs.schemas import EventPublic, JobPublic
 from execdb.jobs.search import JobSearch
 from execdb.paging import Cursor
 from execdb.stats.schemas import Stats, StatsQuery
-from execdb.web import format
+from execdb.web import format, plots
 from execdb.web.pages import PageRoute, invalid_message, render, root_path
 
 router = APIRouter(include_in_schema=False, dependencies=[ReadAccess], route_class=PageRoute)
@@ -151,6 +151,24 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
             "cause": services.catalogue.get(row["cause"]) if row["cause"] else None,
             "results": f"{resultsdb.rstrip('/')}/api/v2.0/groups/{parsed}" if resultsdb else None,
         },
+    )
+
+
+@router.get("/stats")
+async def stats_page(request: Request, services: ServicesDep) -> Response:
+    """Plots of a window of jobs: crashes by blame and cause over time, durations, tasks."""
+    now = utcnow()
+    params = query_params(request)
+    try:
+        query, period = plots.parse(params, now)
+        by_kind, by_task, durations = await services.db.run(plots.gather, services, query, now)
+    except (ValidationError, InvalidInput) as exc:
+        message = invalid_message(exc) if isinstance(exc, ValidationError) else exc.message
+        context = {"params": params, "period": params.get("period"), "message": message}
+        return render(request, "stats.html", {**context, **plots.FORM}, status_code=400)
+    context = plots.figures(by_kind, by_task, durations, params, services.catalogue)
+    return render(
+        request, "stats.html", {"params": params, "period": period, **plots.FORM, **context}
     )
 
 
