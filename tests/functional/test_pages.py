@@ -227,6 +227,34 @@ def test_the_stats_page_refuses_bad_filters(server: LiveServer) -> None:
     assert "is not an ISO 8601 date or time" in text_of(page)
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"period": "fortnight"}, "period: one of 24h, 7d, 30d, 90d, 365d"),
+        ({"interval": "minute"}, "interval"),
+        ({"since": "2020-01-01", "interval": "hour"}, "more than"),
+    ],
+)
+def test_the_stats_page_names_what_is_wrong(
+    server: LiveServer, params: dict[str, str], message: str
+) -> None:
+    page = get(server, "/stats", **params)
+    assert page.status_code == 400
+    assert message in text_of(page)
+    assert "<svg" not in page.text
+
+
+def test_pages_need_a_token_when_reads_do(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: LiveServer = make_server(require_token_for_reads=True)
+    for path in ("/", "/jobs", "/stats", "/causes", f"/jobs/{uuid4()}"):
+        page = get(server, path)
+        assert page.status_code == 401, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "this request needs a token" in text_of(page)
+    with server.client("admin") as client:
+        assert client.get("/jobs").status_code == 200
+
+
 def test_the_stats_window_follows_since(server: LiveServer, seeded: Seeded) -> None:
     start = (seeded.now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
     words = text_of(get(server, "/stats", since=start))

@@ -136,7 +136,7 @@ def figures(
         ),
         "causes_plot": charts.lines(
             ident="top-causes",
-            title=f"Crashes per {interval} of the {len(top)} most frequent causes",
+            title=f"Crashes per {interval} of the most frequent causes",
             labels=labels,
             series=[
                 charts.Series(c or "no cause", causes[c], CAUSE_COLOURS[i % len(CAUSE_COLOURS)])
