@@ -18,8 +18,9 @@ from execdb.errors import DatabaseNotReady
 from execdb.health import router as health_router
 from execdb.http import BodyLimitMiddleware, register_handlers
 from execdb.jobs.api import router as jobs_router
-from execdb.jobs.views import router as job_views
 from execdb.services import Services
+from execdb.stats.api import router as stats_router
+from execdb.web import views as web
 
 DESCRIPTION = """\
 ExecDB keeps the execution state of every test job: triggers create jobs, executors switch
@@ -61,8 +62,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     register_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # The job routes first: routes are matched in order, and they take nearly all the traffic.
-    for router in (jobs_router, health_router, causes_router, job_views):
+    for router in (jobs_router, health_router, causes_router, stats_router, web.router):
         app.include_router(router)
+    app.mount("/static/web", web.static_files(), name="web-static")
     return app
 
 

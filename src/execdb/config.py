@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="Public URL of the service (https://execdb.example.org), used in links. "
         "Default: taken from each request (honouring X-Forwarded-* from trusted proxies).",
     )
+    resultsdb_url: str | None = Field(
+        default=None,
+        description="ResultsDB's root URL (https://resultsdb.example.org/resultsdb); with it, "
+        "a job's page links to the job's result group there (the group UUID is the job UUID).",
+        pattern=r"^https?://",
+    )
     causes_file: Path | None = Field(
         default=None, description="A TOML file of causes merged over the shipped catalogue."
     )

@@ -79,6 +79,11 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(dict.fromkeys(problems)) or "invalid request"
 
 
+def validation_message(exc: RequestValidationError) -> str:
+    """One line naming each invalid field or parameter, as the API's 400 answers say it."""
+    return _validation_message(exc)
+
+
 def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:

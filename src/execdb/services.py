@@ -11,6 +11,7 @@ from execdb.causes.catalogue import Catalogue, load_catalogue
 from execdb.config import Settings
 from execdb.db import Database
 from execdb.jobs.service import JobService
+from execdb.stats.service import StatsService
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class Services:
     jobs: JobService
     tokens: TokenService
     outbox: Outbox
+    stats: StatsService
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -38,4 +40,5 @@ class Services:
             ),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
             outbox=Outbox(db, settings.delivery),
+            stats=StatsService(db, catalogue),
         )

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import Databases
-from tests.helpers import create_job, job_in
+from tests.helpers import create_job
 from tests.live import LiveServer
 from tests.pgcluster import PostgresCluster
 
@@ -98,18 +98,6 @@ def test_an_unreachable_database_is_503_and_recovers(
     assert down[0].headers["retry-after"] == "1"
     assert back.status_code == 200
     assert back.json()["state"] == "SCHEDULED", "the failed report changed nothing"
-
-
-def test_the_job_page(server: LiveServer) -> None:
-    with server.client("admin") as client:
-        job = job_in(client, "CRASHED")
-        page = client.get(f"/jobs/{job['uuid']}")
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    html = page.text
-    for needle in (job["uuid"], "rpmlint", "CRASHED", "task.exception", "unhandled exception"):
-        assert needle in html
-    assert html.count("<tr><td>") == 3, "the history shows create, RUNNING and CRASHED"
 
 
 def test_api_docs_work_offline(server: LiveServer) -> None:

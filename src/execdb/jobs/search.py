@@ -61,8 +61,8 @@ def _parse_time(text: str, *, end: bool) -> datetime:
         raise ValueError(f"{text!r} is out of range") from None
 
 
-class JobSearch(BaseModel):
-    """Query parameters of GET /api/v1/jobs."""
+class JobFilters(BaseModel):
+    """The filters of a job search, shared by every query over a set of jobs (statistics too)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -87,8 +87,6 @@ class JobSearch(BaseModel):
     since: str | None = Field(
         default=None, description="START[,END] on created_at, ISO 8601, inclusive."
     )
-    limit: int = Field(default=20, ge=1, le=1000)
-    cursor: str | None = Field(default=None, description="From a `prev` or `next` link.")
 
     @field_validator("cause")
     @classmethod
@@ -106,6 +104,13 @@ class JobSearch(BaseModel):
         return since
 
 
+class JobSearch(JobFilters):
+    """Query parameters of GET /api/v1/jobs."""
+
+    limit: int = Field(default=20, ge=1, le=1000)
+    cursor: str | None = Field(default=None, description="From a `prev` or `next` link.")
+
+
 def window(since: str) -> tuple[datetime, datetime | None]:
     start, _, end = since.partition(",")
     begin = _parse_time(start.strip(), end=False)
@@ -120,7 +125,7 @@ def _like(pattern: str) -> str:
     return escaped.replace("*", "%")
 
 
-def conditions(search: JobSearch) -> list[ColumnElement[bool]]:
+def conditions(search: JobFilters) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     for column, values in (
         (Job.state, search.state),

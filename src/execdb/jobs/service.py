@@ -423,6 +423,30 @@ class JobService:
             rows = conn.execute(stmt).mappings().all()
         return page(rows, lambda r: int(r["id"]), cursor, limit)
 
+    def attempts(self, job: JobRow, limit: int = 50) -> list[JobRow]:
+        """Every attempt of the job's chain, first to last, the job itself included.
+
+        Attempts link to their neighbours by uuid (`rescheduled_from`, `rescheduled_as`); a
+        chain is short, so following the links one row at a time costs little. `limit` keeps
+        a chain that loops (which no API call makes) from running forever.
+        """
+        before: list[JobRow] = []
+        after: list[JobRow] = []
+        seen = {job["uuid"]}
+        with self.db.read() as conn:
+            for link, found in (("rescheduled_from", before), ("rescheduled_as", after)):
+                current = job
+                while current[link] is not None and current[link] not in seen:
+                    if len(seen) >= limit:
+                        break
+                    row = _JOB_BY_UUID.one_or_none(conn, {"uuid": current[link]})
+                    if row is None:
+                        break
+                    seen.add(row["uuid"])
+                    found.append(row)
+                    current = row
+        return [*reversed(before), job, *after]
+
     def search(self, search: JobSearch) -> Page[JobRow]:
         cursor = Cursor.decode(search.cursor) if search.cursor else None
         stmt = keyset(

@@ -1,0 +1,1 @@
+"""Statistics of jobs over time: counts, crash rates, durations, retries, uncategorized crashes."""

@@ -1,0 +1,32 @@
+"""The statistics API under /api/v1."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from execdb.auth.api import ReadAccess
+from execdb.db import utcnow
+from execdb.http import ServicesDep, base_url
+from execdb.stats.schemas import Stats, StatsQuery
+
+router = APIRouter(prefix="/api/v1", tags=["stats"])
+
+
+@router.get(
+    "/stats",
+    response_model=Stats,
+    dependencies=[ReadAccess],
+    responses={
+        400: {"description": "Invalid input; the message names the parameter."},
+        503: {"description": "Database unavailable; retry."},
+    },
+)
+async def stats(
+    query: Annotated[StatsQuery, Query()], services: ServicesDep, request: Request
+) -> Stats:
+    """Statistics of the jobs created in a window (default: the last 30 days)."""
+    return await services.db.run(
+        services.stats.summary, query, now=utcnow(), base_url=base_url(request)
+    )

@@ -1,0 +1,248 @@
+"""Plots drawn on the server as inline SVG: no JavaScript and no charting library.
+
+Each function returns a `<figure>` holding one `<svg role="img">` with a `<title>` and a
+`<desc>` (what a screen reader says, and what the plot shows in words), followed by an HTML
+legend: a legend in HTML wraps on a phone, where text inside a scaled-down SVG would shrink
+to nothing. Series are told apart by colour *and* by a second cue (dash pattern, order in
+the stack, a text label), never by colour alone. Every text placed in the markup is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+WIDTH = 640
+HEIGHT = 240
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 30
+FONT = 'font-size="12" font-family="system-ui, sans-serif"'
+DASHES = ("", "6 3", "2 3", "10 3 2 3", "1 5", "8 6")
+TEXT = "#1a1a1a"
+GRID = "#d0d0d0"
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    name: str
+    values: Sequence[float]
+    colour: str
+
+
+def axis_top(value: float) -> float:
+    """The top of a y axis with four gridlines at whole, round steps (1, 2, 5 x 10^n) that
+    reaches `value`: 7 gives 8 (steps of 2), 130 gives 200 (steps of 50)."""
+    if value <= 0:
+        return 4
+    wanted = value / 4
+    power = 10.0 ** math.floor(math.log10(wanted))
+    step = next(m * power for m in (1, 2, 5, 10) if wanted <= m * power)
+    return 4 * max(step, 1.0)
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+
+
+def _id(ident: str, part: str) -> str:
+    return f"{ident}-{part}"
+
+
+def _open(ident: str, title: str, description: str, height: int = HEIGHT) -> list[str]:
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'role="img" aria-labelledby="{_id(ident, "title")} {_id(ident, "desc")}" '
+        f'class="chart" id="{ident}" {FONT}>',
+        f'<title id="{_id(ident, "title")}">{escape(title)}</title>',
+        f'<desc id="{_id(ident, "desc")}">{escape(description)}</desc>',
+    ]
+
+
+def _y_axis(plot_height: float, maximum: float, unit: str) -> list[str]:
+    parts = []
+    for i in range(5):
+        value = maximum * i / 4
+        y = TOP + plot_height - plot_height * i / 4
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="{GRID}" stroke-width="1"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{TEXT}">'
+            f"{_number(value)}</text>"
+        )
+    parts.append(f'<text x="4" y="14" fill="{TEXT}" font-size="11">{escape(unit)}</text>')
+    return parts
+
+
+def _x_labels(labels: Sequence[str], x_of: list[float], baseline: float) -> list[str]:
+    # At most about eight labels, evenly spaced, so that they never overlap.
+    every = max(1, math.ceil(len(labels) / 8))
+    return [
+        f'<text x="{x_of[i]:.1f}" y="{baseline + 18:.1f}" text-anchor="middle" '
+        f'fill="{TEXT}">{escape(labels[i])}</text>'
+        for i in range(0, len(labels), every)
+    ]
+
+
+def legend(series: Sequence[Series], *, lines: bool = False) -> str:
+    items = []
+    for i, s in enumerate(series):
+        if lines:
+            dash = DASHES[i % len(DASHES)]
+            swatch = (
+                f'<svg class="swatch" viewBox="0 0 28 10" aria-hidden="true" width="28" '
+                f'height="10"><line x1="0" x2="28" y1="5" y2="5" stroke="{s.colour}" '
+                f'stroke-width="3" stroke-dasharray="{dash}"/></svg>'
+            )
+        else:
+            swatch = (
+                f'<span class="swatch" style="background:{s.colour}" aria-hidden="true"></span>'
+            )
+        total = _number(sum(s.values))
+        items.append(f"<li>{swatch}{escape(s.name)} <span class=muted>({total})</span></li>")
+    return f'<ul class="legend">{"".join(items)}</ul>'
+
+
+def _figure(svg: list[str], title: str, caption: str, after: str) -> Markup:
+    note = f' <span class="muted">{escape(caption)}</span>' if caption else ""
+    # Every text that goes into `svg` and `after` is escaped where it is added.
+    return Markup(  # noqa: S704
+        f'<figure class="plot"><figcaption><strong>{escape(title)}</strong>{note}</figcaption>'
+        '<div class="plot-box">' + "".join(svg) + "</svg></div>" + after + "</figure>"
+    )
+
+
+def columns(
+    *,
+    ident: str,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str,
+    caption: str = "",
+) -> Markup:
+    """Columns, one per label, with the series stacked in their given order."""
+    totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
+    maximum = axis_top(max(totals, default=0))
+    plot_width = WIDTH - LEFT - RIGHT
+    plot_height = HEIGHT - TOP - BOTTOM
+    slot = plot_width / max(len(labels), 1)
+    bar = max(slot * 0.75, 1)
+    x_of = [LEFT + slot * (i + 0.5) for i in range(len(labels))]
+    busiest = max(range(len(labels)), key=lambda i: totals[i], default=None)
+    description = f"{title}: {_number(sum(totals))} {unit} in all"
+    if busiest is not None and totals[busiest]:
+        description += f"; the most, {_number(totals[busiest])}, at {labels[busiest]}"
+    description += ". " + "; ".join(f"{s.name}: {_number(sum(s.values))}" for s in series)
+    svg = _open(ident, title, description)
+    svg += _y_axis(plot_height, maximum, unit)
+    baseline = TOP + plot_height
+    for i, label in enumerate(labels):
+        if not totals[i]:
+            continue
+        parts = ", ".join(f"{s.name} {_number(s.values[i])}" for s in series if s.values[i])
+        svg.append(f"<g><title>{escape(label)}: {_number(totals[i])} ({escape(parts)})</title>")
+        y = float(baseline)
+        for s in series:
+            value = s.values[i]
+            if not value:
+                continue
+            h = plot_height * value / maximum
+            y -= h
+            svg.append(
+                f'<rect x="{x_of[i] - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
+                f'height="{h:.1f}" fill="{s.colour}" stroke="#fff" stroke-width="0.5"/>'
+            )
+        svg.append("</g>")
+    svg.append(
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{baseline}" y2="{baseline}" '
+        f'stroke="{TEXT}" stroke-width="1"/>'
+    )
+    svg += _x_labels(labels, x_of, baseline)
+    after = legend(series) if len(series) > 1 else ""
+    return _figure(svg, title, caption, after)
+
+
+def lines(
+    *,
+    ident: str,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str,
+    caption: str = "",
+) -> Markup:
+    """One line per series over the labels; each line has its own dash pattern."""
+    maximum = axis_top(max((v for s in series for v in s.values), default=0))
+    plot_width = WIDTH - LEFT - RIGHT
+    plot_height = HEIGHT - TOP - BOTTOM
+    slot = plot_width / max(len(labels), 1)
+    x_of = [LEFT + slot * (i + 0.5) for i in range(len(labels))]
+    baseline = TOP + plot_height
+
+    def y_of(value: float) -> float:
+        return baseline - plot_height * value / maximum
+
+    description = f"{title}. " + "; ".join(
+        f"{s.name}: {_number(sum(s.values))} in all, at most {_number(max(s.values, default=0))}"
+        for s in series
+    )
+    svg = _open(ident, title, description)
+    svg += _y_axis(plot_height, maximum, unit)
+    for n, s in enumerate(series):
+        points = " ".join(f"{x_of[i]:.1f},{y_of(v):.1f}" for i, v in enumerate(s.values))
+        dash = DASHES[n % len(DASHES)]
+        svg.append(
+            f"<g><title>{escape(s.name)}</title>"
+            f'<polyline points="{points}" fill="none" stroke="{s.colour}" stroke-width="2.5" '
+            f'stroke-dasharray="{dash}" stroke-linejoin="round"/>'
+        )
+        for i, v in enumerate(s.values):
+            if v:
+                svg.append(
+                    f'<circle cx="{x_of[i]:.1f}" cy="{y_of(v):.1f}" r="3" fill="{s.colour}">'
+                    f"<title>{escape(s.name)}, {escape(labels[i])}: {_number(v)}</title></circle>"
+                )
+        svg.append("</g>")
+    svg.append(
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{baseline}" y2="{baseline}" '
+        f'stroke="{TEXT}" stroke-width="1"/>'
+    )
+    svg += _x_labels(labels, x_of, baseline)
+    return _figure(svg, title, caption, legend(series, lines=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    label: str
+    value: float
+    text: str  # what is written at the end of the bar ('12 % of 140')
+    colour: str = "#0072b2"
+
+
+def bars(*, ident: str, title: str, rows: Sequence[Bar], scale: float, caption: str = "") -> Markup:
+    """Horizontal bars with their label on the left and their value written at the end.
+
+    `scale` is the value of a full-width bar (1.0 for rates, the largest value for counts).
+    """
+    row_height = 26
+    label_width = 190
+    height = TOP + row_height * max(len(rows), 1) + 8
+    plot_width = WIDTH - label_width - 110
+    description = f"{title}. " + "; ".join(f"{r.label}: {r.text}" for r in rows)
+    svg = _open(ident, title, description, height)
+    for i, row in enumerate(rows):
+        y = TOP + i * row_height
+        width = plot_width * (row.value / scale if scale else 0)
+        name = row.label if len(row.label) <= 28 else row.label[:27] + "…"
+        svg.append(
+            f"<g><title>{escape(row.label)}: {escape(row.text)}</title>"
+            f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end" fill="{TEXT}">'
+            f"{escape(name)}</text>"
+            f'<rect x="{label_width}" y="{y + 4}" width="{max(width, 1):.1f}" height="16" '
+            f'fill="{row.colour}"/>'
+            f'<text x="{label_width + width + 6:.1f}" y="{y + 16}" fill="{TEXT}">'
+            f"{escape(row.text)}</text></g>"
+        )
+    return _figure(svg, title, caption, "")

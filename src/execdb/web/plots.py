@@ -1,0 +1,185 @@
+"""The statistics page's figures: from `services.stats` answers to plots and small tables.
+
+The page takes the statistics API's parameters (`StatsQuery`: the job search's filters,
+`since`, `interval`) plus `period`, a moving window ('the last 7 days') for when no `since`
+is given, so that a bookmarked page stays current.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from markupsafe import Markup
+
+from execdb.causes.catalogue import Catalogue
+from execdb.errors import InvalidInput
+from execdb.jobs.states import Blame, State
+from execdb.services import Services
+from execdb.stats.schemas import (
+    DurationHistograms,
+    GroupKey,
+    Histogram,
+    Interval,
+    Stats,
+    StatsQuery,
+)
+from execdb.stats.service import time_window
+from execdb.web import charts, format
+from execdb.web.pages import BLAME_COLOURS
+
+PERIODS = {"24h": ("the last 24 hours", 1), "7d": ("the last 7 days", 7)}
+PERIODS |= {"30d": ("the last 30 days", 30), "90d": ("the last 90 days", 90)}
+PERIODS |= {"365d": ("the last year", 365)}
+DEFAULT_PERIOD = "30d"
+FORM = {"PERIODS": PERIODS, "INTERVALS": list(Interval)}
+TOP_CAUSES = 6
+TOP_TASKS = 15
+# Okabe & Ito's palette again, in an order whose neighbours differ in lightness as well.
+CAUSE_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#737373")
+
+
+def parse(params: dict[str, str | list[str]], now: datetime) -> tuple[StatsQuery, str | None]:
+    """The page's query: `period` becomes a `since` ending now; raises ValidationError or
+    InvalidInput with the message to show."""
+    wanted = {k: v for k, v in params.items() if k != "period"}
+    period = params.get("period")
+    if not isinstance(period, str | None) or (period is not None and period not in PERIODS):
+        raise InvalidInput(f"period: one of {', '.join(PERIODS)}")
+    if "since" in wanted:
+        period = None
+    else:
+        period = period or DEFAULT_PERIOD
+        wanted["since"] = format.iso(now - timedelta(days=PERIODS[period][1]))
+    query = StatsQuery.model_validate(wanted)
+    if query.interval is None:
+        query = query.model_copy(update={"interval": _interval(query, now)})
+    return query, period
+
+
+def _interval(query: StatsQuery, now: datetime) -> Interval:
+    start, end = time_window(query, now)
+    span = end - start
+    if span <= timedelta(days=2):
+        return Interval.hour
+    return Interval.day if span <= timedelta(days=120) else Interval.week
+
+
+def gather(
+    services: Services, query: StatsQuery, now: datetime
+) -> tuple[Stats, Stats, DurationHistograms]:
+    """What the page shows, in three calls: crashes by blame and cause over time, jobs by task,
+    and the duration histograms."""
+    stats = services.stats
+    by_kind = query.model_copy(update={"group_by": [GroupKey.blame, GroupKey.cause]})
+    by_task = query.model_copy(update={"group_by": [GroupKey.task], "interval": None})
+    return (
+        stats.summary(by_kind, now=now),
+        stats.summary(by_task, now=now),
+        stats.histograms(query, now=now),
+    )
+
+
+def _label(moment: datetime, interval: Interval, span: timedelta) -> str:
+    if interval is Interval.hour:
+        return moment.strftime("%H:00" if span <= timedelta(days=1) else "%d %b %H:00")
+    return moment.strftime("%d %b")
+
+
+def figures(
+    by_kind: Stats,
+    by_task: Stats,
+    durations: DurationHistograms,
+    params: dict[str, str | list[str]],
+    catalogue: Catalogue,
+) -> dict[str, Any]:
+    series = by_kind.series
+    assert series is not None
+    start, end = by_kind.window.start, by_kind.window.end
+    labels = [_label(b.start, series.interval, end - start) for b in series.buckets]
+    crashes: dict[Blame, list[float]] = {blame: [] for blame in Blame}
+    top = [c.cause for c in by_kind.by_cause[:TOP_CAUSES]]
+    causes: dict[str | None, list[float]] = {cause: [] for cause in top}
+    for bucket in series.buckets:
+        blames: dict[Blame, float] = defaultdict(float)
+        counted: dict[str | None, float] = defaultdict(float)
+        for group in bucket.groups:
+            n = group.by_state[State.CRASHED]
+            blames[Blame(group.key[GroupKey.blame] or Blame.UNKNOWN)] += n
+            counted[group.key[GroupKey.cause]] += n
+        for blame in Blame:
+            crashes[blame].append(blames[blame])
+        for cause in top:
+            causes[cause].append(counted[cause])
+    interval = series.interval.value
+    filters = {k: v for k, v in params.items() if k not in {"period", "since", "interval"}}
+    window = f"{format.iso(start)},{format.iso(end)}"
+
+    def jobs_link(**extra: str) -> str:
+        return "/jobs?" + urlencode({**filters, **extra, "since": window}, doseq=True)
+
+    tasks = [g for g in by_task.groups if g.crash_rate is not None][:TOP_TASKS]
+    return {
+        "stats": by_kind,
+        "window": window,
+        "jobs_link": jobs_link,
+        "catalogue": catalogue,
+        "crashes_plot": charts.columns(
+            ident="crashes-by-blame",
+            title=f"Crashes per {interval}, by blame",
+            labels=labels,
+            series=[charts.Series(b, crashes[b], BLAME_COLOURS[b]) for b in Blame],
+            unit="crashes",
+            caption=f"Stacked from the bottom: {', '.join(Blame)}.",
+        ),
+        "causes_plot": charts.lines(
+            ident="top-causes",
+            title=f"Crashes per {interval} of the most frequent causes",
+            labels=labels,
+            series=[
+                charts.Series(c or "no cause", causes[c], CAUSE_COLOURS[i % len(CAUSE_COLOURS)])
+                for i, c in enumerate(top)
+            ],
+            unit="crashes",
+        ),
+        "queue_plot": _histogram("queue-time", "Time in the queue", durations.queue_time),
+        "run_plot": _histogram("run-time", "Run time", durations.run_time),
+        "tasks_plot": charts.bars(
+            ident="crash-rate-by-task",
+            title="Crash rate by task",
+            rows=[
+                charts.Bar(
+                    str(g.key[GroupKey.task]),
+                    g.crash_rate or 0,
+                    f"{format.percent(g.by_state[State.CRASHED], _ended(g.by_state))} "
+                    f"of {_ended(g.by_state)}",
+                    "#c62828",
+                )
+                for g in tasks
+            ],
+            scale=1.0,
+            caption="Of the jobs that ran to an outcome (FINISHED or CRASHED), the share that "
+            f"crashed; the {TOP_TASKS} tasks with the most jobs.",
+        ),
+        "tasks": tasks,
+    }
+
+
+def _ended(by_state: dict[State, int]) -> int:
+    return by_state[State.FINISHED] + by_state[State.CRASHED]
+
+
+def _histogram(ident: str, title: str, histogram: Histogram) -> Markup:
+    edges = [format.duration(e) for e in histogram.edges]
+    labels = [f"<{edges[0]}", *edges[:-1], f"≥{edges[-1]}"]
+    total = sum(histogram.counts)
+    return charts.columns(
+        ident=ident,
+        title=f"{title}: {total} jobs",
+        labels=labels,
+        series=[charts.Series("jobs", histogram.counts, "#0072b2")],
+        unit="jobs",
+        caption="Each column counts the jobs from its label up to the next one's.",
+    )

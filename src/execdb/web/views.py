@@ -1,0 +1,185 @@
+"""The web pages: dashboard, job search, one job, statistics, the cause catalogue.
+
+Routes stay thin: they parse the query the way the API does (the same `JobSearch`, so a page's
+URL and an API call take the same parameters), ask the services, and hand rows to a template.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from execdb.auth.api import ReadAccess
+from execdb.db import utcnow
+from execdb.errors import InvalidInput, JobNotFound
+from execdb.http import ServicesDep, base_url
+from execdb.jobs.schemas import EventPublic, JobPublic
+from execdb.jobs.search import JobSearch
+from execdb.paging import Cursor
+from execdb.stats.schemas import Stats, StatsQuery
+from execdb.web import format, plots
+from execdb.web.pages import PageRoute, invalid_message, render, root_path
+
+router = APIRouter(include_in_schema=False, dependencies=[ReadAccess], route_class=PageRoute)
+
+EVENTS_SHOWN = 1000
+TOP_CAUSES = 10
+UNCATEGORIZED_SHOWN = 10
+EPOCH = "1970-01-01"
+
+
+def static_files() -> StaticFiles:
+    """The pages' stylesheet and scripts, shipped in the package (nothing to build)."""
+    return StaticFiles(directory=str(resources.files("execdb.web") / "static"))
+
+
+def query_params(request: Request) -> dict[str, str | list[str]]:
+    """The query as JobSearch takes it: blank fields dropped (an empty form field means 'any'),
+    repeated ones (checkboxes) kept as lists."""
+    params: dict[str, str | list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        if not value.strip():
+            continue
+        if name in params:
+            held = params[name]
+            params[name] = [*held, value] if isinstance(held, list) else [held, value]
+        else:
+            params[name] = value
+    return params
+
+
+def _page_link(request: Request, params: dict[str, Any], cursor: Cursor | None) -> str | None:
+    if cursor is None:
+        return None
+    query = {k: v for k, v in params.items() if k != "cursor"} | {"cursor": cursor.encode()}
+    return f"{root_path(request)}/jobs?{urlencode(query, doseq=True)}"
+
+
+@router.get("/")
+async def dashboard(request: Request, services: ServicesDep) -> Response:
+    """What runs now, what crashed lately and why, and what nobody has classified yet."""
+    now = utcnow()
+    root = base_url(request)
+
+    def stats(**query: Any) -> Awaitable[Stats]:
+        parsed = StatsQuery.model_validate(query)
+        return services.db.run(services.stats.summary, parsed, now=now, base_url=root)
+
+    day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
+    # Every job still waiting or running, however old: a job stuck for weeks must show.
+    live = await stats(state="SCHEDULED,RUNNING", since=EPOCH, uncategorized_limit=0)
+    day = await stats(since=format.iso(day_ago), uncategorized_limit=0)
+    week = await stats(since=format.iso(week_ago), uncategorized_limit=UNCATEGORIZED_SHOWN)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "now": now,
+            "live": live,
+            "day": day,
+            "week": week,
+            "day_since": format.iso(day_ago),
+            "week_since": format.iso(week_ago),
+            "catalogue": services.catalogue,
+            "top_causes": week.by_cause[:TOP_CAUSES],
+            "day_by_cause": {c.cause: c.count for c in day.by_cause},
+        },
+    )
+
+
+@router.get("/jobs")
+async def jobs_page(request: Request, services: ServicesDep) -> Response:
+    """Job search, newest first, with the API's filters."""
+    params = query_params(request)
+    root = base_url(request)
+    try:
+        search = JobSearch.model_validate(params)
+        found = await services.db.run(services.jobs.search, search)
+    except (ValidationError, InvalidInput) as exc:
+        # The form stays, filled in as sent, so that the mistake can be put right there.
+        message = invalid_message(exc) if isinstance(exc, ValidationError) else exc.message
+        context = {
+            "params": params,
+            "search": None,
+            "message": message,
+            "causes": services.catalogue,
+        }
+        return render(request, "jobs.html", context, status_code=400)
+    return render(
+        request,
+        "jobs.html",
+        {
+            "params": params,
+            "search": search,
+            "jobs": [JobPublic.from_row(row, root) for row in found.rows],
+            "prev": _page_link(request, params, found.prev),
+            "next": _page_link(request, params, found.next),
+            "causes": services.catalogue,
+            "api_link": f"{root}/api/v1/jobs?{urlencode(params, doseq=True)}",
+        },
+    )
+
+
+@router.get("/jobs/{job_uuid}")
+async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Response:
+    """One job: its state, crash, history and attempts."""
+    try:
+        parsed = uuid.UUID(job_uuid)
+    except ValueError:
+        raise JobNotFound(job_uuid) from None
+    row = await services.db.run(services.jobs.get, parsed)
+    events = await services.db.run(services.jobs.events, parsed, None, EVENTS_SHOWN)
+    attempts = await services.db.run(services.jobs.attempts, row)
+    root = base_url(request)
+    resultsdb = services.settings.resultsdb_url
+    return render(
+        request,
+        "job.html",
+        {
+            "job": JobPublic.from_row(row, root),
+            "events": [EventPublic.model_validate(dict(e)) for e in events.rows],
+            "more_events": events.next is not None,
+            "attempts": [JobPublic.from_row(a, root) for a in attempts],
+            "cause": services.catalogue.get(row["cause"]) if row["cause"] else None,
+            "results": f"{resultsdb.rstrip('/')}/api/v2.0/groups/{parsed}" if resultsdb else None,
+        },
+    )
+
+
+@router.get("/stats")
+async def stats_page(request: Request, services: ServicesDep) -> Response:
+    """Plots of a window of jobs: crashes by blame and cause over time, durations, tasks."""
+    now = utcnow()
+    params = query_params(request)
+    try:
+        query, period = plots.parse(params, now)
+        by_kind, by_task, durations = await services.db.run(plots.gather, services, query, now)
+    except (ValidationError, InvalidInput) as exc:
+        message = invalid_message(exc) if isinstance(exc, ValidationError) else exc.message
+        context = {"params": params, "period": params.get("period"), "message": message}
+        return render(request, "stats.html", {**context, **plots.FORM}, status_code=400)
+    context = plots.figures(by_kind, by_task, durations, params, services.catalogue)
+    return render(
+        request, "stats.html", {"params": params, "period": period, **plots.FORM, **context}
+    )
+
+
+@router.get("/causes")
+async def causes_page(request: Request, services: ServicesDep) -> Response:
+    """The crash-cause catalogue, each cause linking to its crashes."""
+    families: dict[str, list[Any]] = {}
+    for cause in services.catalogue.values():
+        families.setdefault(cause.family, []).append(cause)
+    return render(
+        request,
+        "causes.html",
+        {"families": families},
+    )

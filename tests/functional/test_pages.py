@@ -1,0 +1,284 @@
+"""The web pages over plain HTTP, on both backends: what they say, and how they refuse."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import timedelta
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from execdb.db import utcnow
+from tests.helpers import job_in
+from tests.live import LiveServer
+from tests.seed import Seeded, seed
+
+
+@pytest.fixture
+def seeded(server: LiveServer) -> Seeded:
+    return seed(server.services, utcnow())
+
+
+def get(server: LiveServer, path: str, **params: str | list[str]) -> httpx.Response:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        return client.get(path, params=params) if params else client.get(path)
+
+
+def text_of(response: httpx.Response) -> str:
+    """The page's visible text, tags dropped and spaces squeezed, for phrase checks."""
+    without_tags = re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", response.text, flags=re.S)
+    return " ".join(html.unescape(without_tags).split())
+
+
+def links(response: httpx.Response) -> list[str]:
+    return [html.unescape(href) for href in re.findall(r'href="([^"]+)"', response.text)]
+
+
+def test_the_job_page(server: LiveServer) -> None:
+    with server.client("admin") as client:
+        job = job_in(client, "CRASHED")
+    page = get(server, f"/jobs/{job['uuid']}")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    words = text_of(page)
+    for needle in (job["uuid"], "rpmlint", "CRASHED", "task.exception", "unhandled exception"):
+        assert needle in words
+    history = page.text.split('id="history-title"')[1]
+    assert history.count("<li ") == 3, "the history shows create, RUNNING and CRASHED"
+    assert "created" in history
+    assert f"/api/v1/jobs/{job['uuid']}" in page.text
+
+
+def test_the_job_page_shows_times_attempts_and_links(server: LiveServer, seeded: Seeded) -> None:
+    first, second, third = seeded.chain
+    page = get(server, f"/jobs/{second}")
+    words = text_of(page)
+    assert "Queued for 1 min" in words
+    assert "Ran for 2 min" in words
+    assert "attempt 2" in words
+    assert "Attempt 1" in words
+    assert "Attempt 3" in words
+    hrefs = links(page)
+    assert f"/jobs/{first}" in hrefs
+    assert f"/jobs/{third}" in hrefs
+    assert f"https://buildbot.example.org/b/{second}" in hrefs, "the executor's log"
+    assert "koji.timeout" in words
+    assert "A call to Koji did not answer in time." in words, "the catalogue's description"
+    assert "ResultsDB" not in words, "no resultsdb_url setting, no link"
+
+
+def test_the_job_page_links_to_resultsdb(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: LiveServer = make_server(resultsdb_url="https://resultsdb.example.org/resultsdb/")
+    with server.client("admin") as client:
+        job = job_in(client, "FINISHED")
+    page = get(server, f"/jobs/{job['uuid']}")
+    group = f"https://resultsdb.example.org/resultsdb/api/v2.0/groups/{job['uuid']}"
+    assert group in links(page)
+
+
+def test_an_executor_url_that_is_not_http_is_not_a_link(server: LiveServer) -> None:
+    with server.client("admin") as client:
+        job = job_in(client, "SCHEDULED")
+        running = {"state": "RUNNING", "executor": {"log_url": "javascript:alert(1)"}}
+        assert client.patch(f"/api/v1/jobs/{job['uuid']}", json=running).status_code == 200
+    page = get(server, f"/jobs/{job['uuid']}")
+    assert "javascript:alert(1)" in page.text, "shown in the executor's report"
+    assert not any(href.startswith("javascript:") for href in links(page))
+    assert "The run's log" not in page.text
+
+
+def test_the_crash_box_says_when_a_cause_is_not_in_the_catalogue(
+    server: LiveServer, seeded: Seeded
+) -> None:
+    odd = seeded.first(cause="gremlins.in_the_machine")
+    words = text_of(get(server, f"/jobs/{odd['uuid']}"))
+    assert "gremlins.in_the_machine" in words
+    assert "not in the catalogue" in words
+
+
+@pytest.mark.parametrize("path", ["/jobs/" + str(uuid4()), "/jobs/not-a-uuid"])
+def test_an_unknown_job_is_a_404_page(server: LiveServer, path: str) -> None:
+    page = get(server, path)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "no job with uuid" in text_of(page)
+    assert "Traceback" not in page.text
+
+
+def test_the_job_list_filters_like_the_api(server: LiveServer, seeded: Seeded) -> None:
+    page = get(server, "/jobs", state="CRASHED", blame="THIRD_PARTY", task="rpmlint")
+    assert page.status_code == 200
+    rows = page.text.split("<tbody>")[1].split("</tbody>")[0]
+    expected = [j for j in seeded.jobs if j["state"] == "CRASHED" and j["blame"] == "THIRD_PARTY"]
+    assert rows.count("<tr>") == len(expected) == 5
+    for job in expected:
+        assert f"/jobs/{job['uuid']}" in rows
+    assert 'value="CRASHED" checked' in page.text, "the form shows the search"
+    assert 'value="rpmlint"' in page.text
+
+
+def test_blank_fields_mean_any(server: LiveServer, seeded: Seeded) -> None:
+    """A submitted form sends every field; the empty ones must not count as filters."""
+    page = get(server, "/jobs", task="", since="", cause="", state="RUNNING", limit="20")
+    assert page.status_code == 200
+    assert page.text.split("<tbody>")[1].count("<tr>") == 1
+
+
+def test_the_job_list_pages_with_prev_and_next(server: LiveServer, seeded: Seeded) -> None:
+    first = get(server, "/jobs", limit="5", task="rpmlint")
+    older = [h for h in links(first) if h.startswith("/jobs?") and "cursor=" in h]
+    assert len(older) == 1, "the first page has only a link to older jobs"
+    assert "task=rpmlint" in older[0]
+    assert "limit=5" in older[0]
+    second = get(server, older[0])
+    assert second.status_code == 200
+    cursors = [h for h in links(second) if h.startswith("/jobs?") and "cursor=" in h]
+    assert len(cursors) == 2, "newer and older"
+    first_rows = re.findall(r'href="/jobs/([0-9a-f-]{36})"', first.text)
+    second_rows = re.findall(r'href="/jobs/([0-9a-f-]{36})"', second.text)
+    assert len(first_rows) == len(second_rows) == 5
+    assert not set(first_rows) & set(second_rows)
+    back = get(server, cursors[0])
+    assert re.findall(r'href="/jobs/([0-9a-f-]{36})"', back.text) == first_rows
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"state": "EXPLODED"}, "state"),
+        ({"since": "yesterday"}, "'yesterday' is not an ISO 8601 date or time"),
+        ({"cause": "Koji Timeout"}, "is not a cause code or family"),
+        ({"limit": "0"}, "limit"),
+        ({"cursor": "garbage"}, "not a cursor from one of this server's links"),
+        ({"colour": "red"}, "colour: unknown parameter"),
+    ],
+)
+def test_bad_filters_are_a_400_page_with_the_form(
+    server: LiveServer, params: dict[str, str], message: str
+) -> None:
+    page = get(server, "/jobs", **params)
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    words = text_of(page)
+    assert message in words
+    assert 'role="alert"' in page.text
+    assert 'role="search"' in page.text, "the form stays to put the mistake right"
+    assert "Traceback" not in page.text
+
+
+def test_the_dashboard(server: LiveServer, seeded: Seeded) -> None:
+    page = get(server, "/")
+    assert page.status_code == 200
+    words = text_of(page)
+    assert "Running now 1" in words
+    assert "Queued now 2" in words
+    # In the last 24 h: 2 koji in the chain + 1 koji, task, odd, bare = 6 crashes.
+    assert "Crashed, last 24 hours 6" in words
+    assert "Uncategorized crashes, last 7 days: 2" in words
+    hrefs = links(page)
+    assert any(h.startswith("/jobs?state=CRASHED&blame=THIRD_PARTY&since=") for h in hrefs), (
+        "a blame count links to its crashes"
+    )
+    assert any(h.startswith("/jobs?state=CRASHED&cause=koji.timeout&since=") for h in hrefs)
+    odd = seeded.first(cause="gremlins.in_the_machine")
+    assert f"/jobs/{odd['uuid']}" in hrefs, "an uncategorized crash links to its job"
+
+
+def test_a_dashboard_link_finds_what_it_counted(server: LiveServer, seeded: Seeded) -> None:
+    page = get(server, "/")
+    link = next(h for h in links(page) if h.startswith("/jobs?state=CRASHED&blame=UNKNOWN"))
+    found = get(server, link)
+    assert found.status_code == 200
+    assert found.text.split("<tbody>")[1].count("<tr>") == 2
+
+
+def test_an_empty_dashboard(server: LiveServer) -> None:
+    words = text_of(get(server, "/"))
+    assert "Running now 0" in words
+    assert "No crashes in the last 7 days." in words
+
+
+def test_the_causes_page_links_each_cause_to_its_crashes(server: LiveServer) -> None:
+    page = get(server, "/causes")
+    assert page.status_code == 200
+    words = text_of(page)
+    assert "A call to Koji did not answer in time." in words
+    hrefs = links(page)
+    for code in server.services.catalogue:
+        assert f"/jobs?state=CRASHED&cause={code}" in hrefs
+
+
+def test_the_stats_page(server: LiveServer, seeded: Seeded) -> None:
+    page = get(server, "/stats")
+    assert page.status_code == 200
+    svgs = re.findall(r"<svg[^>]*role=\"img\".*?</svg>", page.text, flags=re.S)
+    assert len(svgs) >= 4
+    for svg in svgs:
+        assert "<title" in svg
+        assert "<desc" in svg
+        assert "<rect" in svg or "<polyline" in svg, "the plot draws something"
+
+
+def test_the_stats_page_refuses_bad_filters(server: LiveServer) -> None:
+    page = get(server, "/stats", since="2026-13-01")
+    assert page.status_code == 400
+    assert "is not an ISO 8601 date or time" in text_of(page)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"period": "fortnight"}, "period: one of 24h, 7d, 30d, 90d, 365d"),
+        ({"interval": "minute"}, "interval"),
+        ({"since": "2020-01-01", "interval": "hour"}, "more than"),
+    ],
+)
+def test_the_stats_page_names_what_is_wrong(
+    server: LiveServer, params: dict[str, str], message: str
+) -> None:
+    page = get(server, "/stats", **params)
+    assert page.status_code == 400
+    assert message in text_of(page)
+    assert "<svg" not in page.text
+
+
+def test_pages_need_a_token_when_reads_do(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: LiveServer = make_server(require_token_for_reads=True)
+    for path in ("/", "/jobs", "/stats", "/causes", f"/jobs/{uuid4()}"):
+        page = get(server, path)
+        assert page.status_code == 401, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "this request needs a token" in text_of(page)
+    with server.client("admin") as client:
+        assert client.get("/jobs").status_code == 200
+
+
+def test_the_stats_window_follows_since(server: LiveServer, seeded: Seeded) -> None:
+    start = (seeded.now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    words = text_of(get(server, "/stats", since=start))
+    assert "6 crashed" in words
+
+
+def test_the_duration_histograms_count_the_started_and_the_ended_jobs(
+    server: LiveServer, seeded: Seeded
+) -> None:
+    words = text_of(get(server, "/stats", period="30d"))
+    started = [j for j in seeded.jobs if j["started_at"] is not None]
+    ended = [j for j in started if j["finished_at"] is not None]
+    assert f"Time in the queue: {len(started)} jobs" in words
+    assert f"Run time: {len(ended)} jobs" in words
+
+
+def test_pages_load_their_assets_from_this_server(server: LiveServer) -> None:
+    for path in ("/", "/jobs", "/stats", "/causes"):
+        page = get(server, path)
+        assert page.status_code == 200, path
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:css|js|svg)[^"]*)"', page.text)
+        assert assets, path
+        for asset in assets:
+            assert asset.startswith("/static/web/"), asset
+            assert get(server, asset).status_code == 200, asset
+        assert "<main" in page.text
+        assert 'lang="en"' in page.text
