@@ -130,6 +130,10 @@ def test_a_third_party_crash_is_retried_by_policy_until_the_limit(
     due = datetime.fromisoformat(crashed["retry_at"])
     assert timedelta(minutes=4) < due - utcnow() <= timedelta(minutes=5)
 
+    with server.client() as client:
+        page = client.get(f"/jobs/{job['uuid']}").text
+    assert "ExecDB will run it again at" in page
+
     assert tick(server, timedelta(minutes=4)).retried == 0
     assert tick(server, timedelta(minutes=6)).retried == 1
     assert tick(server, timedelta(minutes=6)).retried == 0  # never twice
@@ -280,6 +284,10 @@ def test_a_task_crash_mails_the_task_maintainers(
     )
     assert hooks.received == []  # the admins were not told of the task's bug
     assert tick(server).delivered == 0  # once only
+    with server.client() as client:
+        page = client.get(f"/jobs/{job['uuid']}").text
+    assert "Sent about this job" in page
+    assert "rpm-maintainers@example.org, packager@example.org" in page
 
 
 def test_third_party_crashes_reach_the_admins_only_once_retries_are_exhausted(
@@ -358,6 +366,10 @@ def test_a_rescheduled_job_is_dispatched_to_a_webhook(
     waiting = get(server, new["uuid"])
     assert (waiting["dispatch_state"], waiting["state"]) == ("pending", "SCHEDULED")
     assert "HTTP 503" in waiting["dispatch_error"]
+    with server.client() as client:
+        page = client.get(f"/jobs/{new['uuid']}").text
+    assert "waiting to be started" in page
+    assert "HTTP 503" in page
     tick(server, timedelta(minutes=1))
     failed = get(server, new["uuid"])
     assert failed["dispatch_state"] == "failed"  # given up, and it shows; the job is kept

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from execdb.auth.api import ReadAccess
+from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
 from execdb.errors import InvalidInput, JobNotFound
 from execdb.http import ServicesDep, base_url
@@ -138,6 +139,7 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
     row = await services.db.run(services.jobs.get, parsed)
     events = await services.db.run(services.jobs.events, parsed, None, EVENTS_SHOWN)
     attempts = await services.db.run(services.jobs.attempts, row)
+    deliveries = await services.db.run(services.outbox.for_job, parsed)
     root = base_url(request)
     resultsdb = services.settings.resultsdb_url
     return render(
@@ -148,6 +150,7 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
             "events": [EventPublic.model_validate(dict(e)) for e in events.rows],
             "more_events": events.next is not None,
             "attempts": [JobPublic.from_row(a, root) for a in attempts],
+            "deliveries": [DeliveryPublic.model_validate(d) for d in deliveries],
             "cause": services.catalogue.get(row["cause"]) if row["cause"] else None,
             "results": f"{resultsdb.rstrip('/')}/api/v2.0/groups/{parsed}" if resultsdb else None,
         },
