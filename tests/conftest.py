@@ -69,7 +69,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    return Settings.model_validate({"database_url": url, "access_log": False, **overrides})
+    # No background work unless a test asks for it: a watchdog or a retry acting on the
+    # seeded jobs of another test would make that test's answers depend on the clock.
+    settings = {"database_url": url, "access_log": False, "worker_in_serve": False}
+    return Settings.model_validate(settings | overrides)
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,7 @@ def deliveries(server: LiveServer, uuid: str) -> list[dict[str, Any]]:
 
 
 def start(make_server: StartServer, **settings: Any) -> LiveServer:
-    return make_server(worker_in_serve=False, base_url="https://execdb.example.org", **settings)
+    return make_server(base_url="https://execdb.example.org", **settings)
 
 
 # --- rescheduling -----------------------------------------------------------------------
