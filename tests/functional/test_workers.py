@@ -10,6 +10,7 @@ apart.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -17,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections import Counter
@@ -30,6 +32,7 @@ import pytest
 from sqlalchemy import select
 
 from execdb.automation.models import Delivery, Status
+from execdb.automation.worker import Tick, Worker
 from execdb.db import utcnow
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import JobCreate, JobReport
@@ -72,6 +75,23 @@ url = "{notify}"
 [delivery.backoff]
 initial_delay = "0.2s"
 max_delay = "1s"
+"""
+
+BATCH = 20  # what a worker leases at a time
+LEASE_CONFIG = """\
+[notify]
+admins = ["webhook:ops"]
+
+[[notify.routes]]
+blame = ["THIRD_PARTY"]
+to = ["admins"]
+
+[notify.webhooks.ops]
+url = "{url}"
+
+[delivery]
+timeout = "0.5s"
+lease = "0.8s"
 """
 
 
@@ -250,3 +270,39 @@ def test_two_workers_share_the_work_and_do_each_part_once(
     assert min(logged) > 0, logged
     pids = Counter(str(d["leased_by"]).split(":")[-2] for d in deliveries)
     assert set(pids) == {str(w.process.pid) for w in pair}, pids
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Worker.deliver leases with the round's start time: a lease taken late in a long "
+    "round has run out before the send begins, so another worker sends it again",
+)
+def test_a_delivery_in_flight_is_never_leased_by_another_worker(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    """A round takes as long as its sends: three batches to a receiver that never answers
+    take three timeouts, longer than the lease. The third batch is in flight all the same,
+    and its lease must say so to every other worker."""
+    url = databases.url(backend)
+    with WebhookReceiver(hang=threading.Event()) as hooks:
+        _, services = configure(tmp_path, url, LEASE_CONFIG.format(url=hooks.url))
+        for n in range(2 * BATCH + 5):
+            crash(services, n)
+
+        def all_leased() -> bool:
+            with services.db.read() as conn:
+                return not conn.execute(select(Delivery.id).where(Delivery.attempts == 0)).first()
+
+        async def rounds() -> Tick:
+            async with Worker(services, name="a") as a, Worker(services, name="b") as b:
+                first = asyncio.create_task(a.tick())
+                await asyncio.to_thread(wait_until, all_leased, 10, "a leased nothing more")
+                second = await b.tick()
+                await first
+                return second
+
+        second = asyncio.run(rounds())
+    services.db.close()
+
+    assert (second.delivered, second.failed) == (0, 0)
+    assert set(ids(hooks.received).values()) == {1}
