@@ -272,11 +272,6 @@ def test_two_workers_share_the_work_and_do_each_part_once(
     assert set(pids) == {str(w.process.pid) for w in pair}, pids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker.deliver leases with the round's start time: a lease taken late in a long "
-    "round has run out before the send begins, so another worker sends it again",
-)
 def test_a_delivery_in_flight_is_never_leased_by_another_worker(
     backend: str, databases: Databases, tmp_path: Path
 ) -> None:

@@ -62,13 +62,20 @@ class Outbox:
         self.db = db
         self.settings = settings
 
-    def lease(self, worker: str, now: datetime, limit: int = 20) -> list[DeliveryRow]:
-        """Take up to `limit` due deliveries for `worker`, each for the lease time."""
-        due = (
+    def lease(
+        self, worker: str, due: datetime, now: datetime, limit: int = 20
+    ) -> list[DeliveryRow]:
+        """Take up to `limit` deliveries due by `due` for `worker`, for the lease time from `now`.
+
+        A worker's round picks what was due when it began (so that a short backoff cannot
+        make one round send a delivery again and again), but each lease runs from the moment
+        it is taken: a lease dated from the start of a long round could have run out already.
+        """
+        ready = (
             select(Delivery.id)
             .where(
                 Delivery.status == Status.PENDING,
-                Delivery.next_attempt_at <= now,
+                Delivery.next_attempt_at <= due,
                 or_(Delivery.leased_until.is_(None), Delivery.leased_until <= now),
             )
             .order_by(Delivery.next_attempt_at, Delivery.id)
@@ -76,7 +83,7 @@ class Outbox:
             .with_for_update(skip_locked=True)
         )
         with self.db.write() as conn:
-            ids = list(conn.execute(due).scalars())
+            ids = list(conn.execute(ready).scalars())
             if not ids:
                 return []
             rows = conn.execute(
@@ -92,10 +99,11 @@ class Outbox:
             return sorted((dict(r) for r in rows.mappings()), key=lambda r: r["id"])
 
     def delivered(self, delivery: DeliveryRow, now: datetime) -> None:
+        """Record that a delivery was made, whoever holds it now: it is made."""
         with self.db.write() as conn:
-            conn.execute(
+            done = conn.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery["id"])
+                .where(Delivery.id == delivery["id"], Delivery.status == Status.PENDING)
                 .values(
                     status=Status.DELIVERED,
                     delivered_at=now,
@@ -103,11 +111,15 @@ class Outbox:
                     last_error=None,
                 )
             )
-            if delivery["kind"] == Kind.DISPATCH:
+            if done.rowcount and delivery["kind"] == Kind.DISPATCH:
                 _dispatch_state(conn, delivery["job_id"], "sent", None)
 
     def failed(self, delivery: DeliveryRow, error: str, now: datetime) -> bool:
-        """Record a failed attempt; True if it will be tried again."""
+        """Record a failed attempt; True if it will be tried again.
+
+        Only the holder of the current lease records a failure: a worker whose lease ran out
+        must not overwrite what a later attempt found.
+        """
         error = error[:_ERROR_MAX_CHARS]
         again = bool(delivery["attempts"] < self.settings.max_attempts)
         values: dict[str, Any] = {"leased_until": None, "last_error": error}
@@ -115,9 +127,15 @@ class Outbox:
             values["next_attempt_at"] = now + self.settings.backoff.delay(delivery["attempts"])
         else:
             values["status"] = Status.FAILED
+        mine = (
+            Delivery.id == delivery["id"],
+            Delivery.status == Status.PENDING,
+            Delivery.leased_by == delivery["leased_by"],
+            Delivery.attempts == delivery["attempts"],
+        )
         with self.db.write() as conn:
-            conn.execute(update(Delivery).where(Delivery.id == delivery["id"]).values(values))
-            if delivery["kind"] == Kind.DISPATCH:
+            recorded = conn.execute(update(Delivery).where(*mine).values(values))
+            if recorded.rowcount and delivery["kind"] == Kind.DISPATCH:
                 state = "pending" if again else "failed"
                 _dispatch_state(conn, delivery["job_id"], state, error)
         return again

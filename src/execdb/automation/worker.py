@@ -108,7 +108,7 @@ class Worker:
     async def deliver(self, now: datetime) -> tuple[int, int]:
         outbox, db = self.services.outbox, self.services.db
         delivered = failed = 0
-        while batch := await db.run(outbox.lease, self.name, now):
+        while batch := await db.run(outbox.lease, self.name, now, self.clock()):
             results = await asyncio.gather(*(self._send(d) for d in batch))
             for delivery, error in zip(batch, results, strict=True):
                 if error is None:
