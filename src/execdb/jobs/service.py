@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -95,6 +95,8 @@ _NEW_JOB: dict[str, Any] = {
     "state_by_system": False,
     "started_at": None,
     "finished_at": None,
+    "queue_us": None,
+    "run_us": None,
 }
 _INSERT_JOB = Prepared(
     insert(Job).returning(Job.id), [c.key for c in Job.__table__.c if c.key != "id"]
@@ -196,6 +198,7 @@ class JobService:
             message = _explain(job, report.state, outcome, warnings)
             if outcome in (Outcome.ACCEPTED, Outcome.REPLACED):
                 values = {**changes, "state_by_system": actor.by_system, "updated_at": now}
+                values.update(_durations(job, changes))
                 _update_job(tuple(values)).execute(conn, {"_id": job["id"], **values})
                 job = {**job, **values}
             payload = report.model_dump(mode="json", exclude_none=True)
@@ -270,6 +273,8 @@ class JobService:
         return page(rows, lambda r: int(r["id"]), cursor, search.limit)
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
 # The fields a report sets; a repeated report is harmless when it would set them all the same.
 _CONTENT = frozenset({"state", "executor", "blame", "cause", "details"})
 
@@ -287,6 +292,16 @@ def _changes(
         # earlier verdict (which it may replace) had said.
         changes.update(blame=blame, cause=report.cause, details=details, finished_at=now)
     return changes
+
+
+def _durations(job: JobRow, changes: dict[str, Any]) -> dict[str, int]:
+    """queue_us and run_us for the times a report sets."""
+    durations = {}
+    if "started_at" in changes:
+        durations["queue_us"] = (changes["started_at"] - job["created_at"]) // _MICROSECOND
+    if "finished_at" in changes and job["started_at"] is not None:
+        durations["run_us"] = (changes["finished_at"] - job["started_at"]) // _MICROSECOND
+    return durations
 
 
 def _explain(job: JobRow, requested: State, outcome: Outcome, warnings: list[str]) -> str | None:
