@@ -45,6 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
@@ -97,6 +99,44 @@ GroupValues = tuple[str | None, ...]
 Microseconds = ColumnElement[int | None] | InstrumentedAttribute[int | None]
 
 
+def _where(
+    query: StatsQuery, start: datetime, end: datetime, *, sqlite: bool, retried: bool = False
+) -> list[ColumnElement[bool]]:
+    """The query's jobs created in [start, end].
+
+    The states are always named, all of them when the query names none, so that the window
+    is a few ranges of ix_jobs_stats (state, created_at, ...), an index holding every column
+    the counts and the percentiles read. SQLite's planner, which has no statistics, would
+    rather seek on the search indexes (task, id) or (cause, id) and then read every row they
+    point to; its filters on the columns ix_jobs_stats holds are written `+column`, which no
+    index can seek on. The retried jobs come from their own small partial index, unless the
+    query names states (a few SCHEDULED and RUNNING jobs are found faster by their state).
+    """
+    state = Job.state.expression
+    return [
+        *conditions(
+            query.model_copy(update={"since": None, "state": None}),
+            _unseekable if sqlite else _as_is,
+        ),
+        (_unseekable(state) if sqlite and retried and not query.state else state).in_(
+            query.state or list(State)
+        ),
+        Job.created_at >= start,
+        Job.created_at <= end,
+    ]
+
+
+def _as_is(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return column
+
+
+def _unseekable(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`+column` for the columns ix_jobs_stats holds, on which SQLite may then seek no index."""
+    if column.key in ("item", "msg_id"):
+        return column
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
 def bucket_start(moment: datetime, interval: Interval) -> datetime:
     """The start of the bucket holding `moment`: the UTC hour, day, or week from Monday."""
     moment = moment.astimezone(UTC)
@@ -134,15 +174,12 @@ class StatsService:
                     f"interval: {buckets} {interval}s in the window, more than {MAX_BUCKETS}; "
                     "choose a longer interval or a shorter window"
                 )
-        where = [
-            *conditions(query.model_copy(update={"since": None})),
-            Job.created_at >= start,
-            Job.created_at <= end,
-        ]
+        where = _where(query, start, end, sqlite=self.db.is_sqlite)
         with self.db.read() as conn:
             counted = self._counts(conn, where, keys, interval)
             queue_time, run_time = self._durations(conn, where)
-            retries = self._retries(conn, where)
+            retried = _where(query, start, end, sqlite=self.db.is_sqlite, retried=True)
+            retries = self._retries(conn, retried)
             listed = self._uncategorized(conn, where, query.uncategorized_limit, base_url)
 
         total = _counts(row for row in counted)
@@ -174,11 +211,7 @@ class StatsService:
     ) -> DurationHistograms:
         """The queue and run times of the jobs matching `query`, counted in bins."""
         start, end = time_window(query, now)
-        where = [
-            *conditions(query.model_copy(update={"since": None})),
-            Job.created_at >= start,
-            Job.created_at <= end,
-        ]
+        where = _where(query, start, end, sqlite=self.db.is_sqlite)
         with self.db.read() as conn:
             queue = _histogram(conn, Job.queue_us, [*where, Job.queue_us.is_not(None)], edges)
             run = _histogram(conn, Job.run_us, [*where, Job.run_us.is_not(None)], edges)

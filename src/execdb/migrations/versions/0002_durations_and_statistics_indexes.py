@@ -16,8 +16,8 @@ branch_labels = None
 depends_on = None
 
 STATS_COLUMNS = [
-    "created_at",
     "state",
+    "created_at",
     "blame",
     "cause",
     "task",
@@ -50,8 +50,7 @@ def upgrade() -> None:
         f"run_us = {_microseconds('started_at', 'finished_at')} WHERE started_at IS NOT NULL"
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.drop_index("ix_jobs_created_at")
-        batch_op.create_index("ix_jobs_created_at_stats", STATS_COLUMNS, unique=False)
+        batch_op.create_index("ix_jobs_stats", STATS_COLUMNS, unique=False)
         batch_op.create_index(
             "ix_jobs_retried_created_at",
             ["created_at"],
@@ -66,7 +65,6 @@ def downgrade() -> None:
         batch_op.drop_index(
             "ix_jobs_retried_created_at", sqlite_where=RETRIED, postgresql_where=RETRIED
         )
-        batch_op.drop_index("ix_jobs_created_at_stats")
-        batch_op.create_index("ix_jobs_created_at", ["created_at"], unique=False)
+        batch_op.drop_index("ix_jobs_stats")
         batch_op.drop_column("run_us")
         batch_op.drop_column("queue_us")
