@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -231,7 +232,10 @@ def test_the_dashboard_updates_itself(browser: webdriver.Chrome, site: Site) -> 
     services.jobs.report(job["uuid"], JobReport(state="RUNNING"), EXECUTOR, now)
     try:
         browser.execute_script("window.execdbRefresh()")
-        WebDriverWait(browser, 10).until(lambda b: running() == before + 1)
+        # The figures' section is replaced when the update lands: look it up afresh.
+        WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(
+            lambda b: running() == before + 1
+        )
     finally:
         services.jobs.report(job["uuid"], JobReport(state="FINISHED"), EXECUTOR, utcnow())
 

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import pprint
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import CheckConstraint, Engine, insert, inspect, update
+from sqlalchemy import (
+    CheckConstraint,
+    Engine,
+    MetaData,
+    Table,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 import execdb.automation.models
@@ -24,6 +35,7 @@ from execdb import migrations
 from execdb.auth.models import ApiToken
 from execdb.config import Settings
 from execdb.db import Base, make_engine, utcnow
+from execdb.jobs.models import Job
 from tests.conftest import Databases
 
 TABLES = {"api_tokens", "jobs", "job_events", "deliveries"}
@@ -132,3 +144,43 @@ def test_the_partial_index_allows_one_active_token_per_name(engine: Engine) -> N
     add("c" * 64)
     with pytest.raises(IntegrityError):
         add("d" * 64)
+
+
+def test_0002_gives_existing_jobs_their_queue_and_run_times(engine: Engine) -> None:
+    migrations.upgrade(engine, "0001")
+    created = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    times = {
+        "waiting": (None, None),
+        "running": (created + timedelta(seconds=7, microseconds=1), None),
+        "ended": (
+            created + timedelta(seconds=59, microseconds=900_000),
+            created + timedelta(hours=2),
+        ),
+    }
+    jobs = Table("jobs", MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        for item, (started, finished) in times.items():
+            row = {
+                "uuid": uuid4().hex,  # as SQLite stores it; PostgreSQL reads it too
+                "state": "SCHEDULED",
+                "task": "rpmlint",
+                "item": item,
+                "item_type": "koji_build",
+                "trigger_data": {},
+                "attempt": 1,
+                "state_by_system": False,
+                "created_at": created,
+                "started_at": started,
+                "finished_at": finished,
+                "updated_at": created,
+            }
+            conn.execute(insert(jobs), row)
+    migrations.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Job.item, Job.queue_us, Job.run_us)).all()
+    found = {item: (queue, run) for item, queue, run in rows}
+    assert found == {
+        "waiting": (None, None),
+        "running": (7_000_001, None),
+        "ended": (59_900_000, 7200_000_000 - 59_900_000),
+    }

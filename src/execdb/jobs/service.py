@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
@@ -111,6 +111,8 @@ _NEW_JOB: dict[str, Any] = {
     "dispatch_error": None,
     "started_at": None,
     "finished_at": None,
+    "queue_us": None,
+    "run_us": None,
 }
 _INSERT_JOB = Prepared(
     insert(Job).returning(Job.id), [c.key for c in Job.__table__.c if c.key != "id"]
@@ -236,6 +238,7 @@ class JobService:
             retry = None
             if outcome in (Outcome.ACCEPTED, Outcome.REPLACED):
                 values = {**changes, "state_by_system": actor.by_system, "updated_at": now}
+                values.update(_durations(job, changes))
                 if report.state in TERMINAL and self.reactions is not None:
                     retry = self.reactions.retry({**job, **values}, now)
                     values["retry_at"] = retry.retry_at if job["rescheduled_as"] is None else None
@@ -457,6 +460,8 @@ class JobService:
         return page(rows, lambda r: int(r["id"]), cursor, search.limit)
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
 # The fields a report sets; a repeated report is harmless when it would set them all the same.
 _CONTENT = frozenset({"state", "executor", "blame", "cause", "details"})
 
@@ -474,6 +479,16 @@ def _changes(
         # earlier verdict (which it may replace) had said.
         changes.update(blame=blame, cause=report.cause, details=details, finished_at=now)
     return changes
+
+
+def _durations(job: JobRow, changes: dict[str, Any]) -> dict[str, int]:
+    """queue_us and run_us for the times a report sets."""
+    durations = {}
+    if "started_at" in changes:
+        durations["queue_us"] = (changes["started_at"] - job["created_at"]) // _MICROSECOND
+    if "finished_at" in changes and job["started_at"] is not None:
+        durations["run_us"] = (changes["finished_at"] - job["started_at"]) // _MICROSECOND
+    return durations
 
 
 def _retry_due(job: JobRow, now: datetime) -> bool:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from execdb import __version__
 from execdb.db import utcnow
-from execdb.errors import ExecDBError
+from execdb.errors import ExecDBError, InvalidInput
 from execdb.http import validation_message
 from execdb.jobs.states import Blame, State
 from execdb.web import format
@@ -75,8 +75,10 @@ def root_path(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def invalid_message(error: ValidationError) -> str:
+def invalid_message(error: ValidationError | InvalidInput) -> str:
     """The API's one-line message for invalid query parameters."""
+    if isinstance(error, InvalidInput):
+        return error.message
     return validation_message(
         RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in error.errors()])
     )

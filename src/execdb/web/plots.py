@@ -94,6 +94,7 @@ def figures(
     durations: DurationHistograms,
     params: dict[str, str | list[str]],
     catalogue: Catalogue,
+    root: str,
 ) -> dict[str, Any]:
     series = by_kind.series
     assert series is not None
@@ -118,7 +119,7 @@ def figures(
     window = f"{format.iso(start)},{format.iso(end)}"
 
     def jobs_link(**extra: str) -> str:
-        return "/jobs?" + urlencode({**filters, **extra, "since": window}, doseq=True)
+        return f"{root}/jobs?" + urlencode({**filters, **extra, "since": window}, doseq=True)
 
     tasks = [g for g in by_task.groups if g.crash_rate is not None][:TOP_TASKS]
     return {

@@ -106,11 +106,10 @@ async def jobs_page(request: Request, services: ServicesDep) -> Response:
         found = await services.db.run(services.jobs.search, search)
     except (ValidationError, InvalidInput) as exc:
         # The form stays, filled in as sent, so that the mistake can be put right there.
-        message = invalid_message(exc) if isinstance(exc, ValidationError) else exc.message
         context = {
             "params": params,
             "search": None,
-            "message": message,
+            "message": invalid_message(exc),
             "causes": services.catalogue,
         }
         return render(request, "jobs.html", context, status_code=400)
@@ -166,10 +165,15 @@ async def stats_page(request: Request, services: ServicesDep) -> Response:
         query, period = plots.parse(params, now)
         by_kind, by_task, durations = await services.db.run(plots.gather, services, query, now)
     except (ValidationError, InvalidInput) as exc:
-        message = invalid_message(exc) if isinstance(exc, ValidationError) else exc.message
-        context = {"params": params, "period": params.get("period"), "message": message}
+        context = {
+            "params": params,
+            "period": params.get("period"),
+            "message": invalid_message(exc),
+        }
         return render(request, "stats.html", {**context, **plots.FORM}, status_code=400)
-    context = plots.figures(by_kind, by_task, durations, params, services.catalogue)
+    context = plots.figures(
+        by_kind, by_task, durations, params, services.catalogue, root_path(request)
+    )
     return render(
         request, "stats.html", {"params": params, "period": period, **plots.FORM, **context}
     )
@@ -181,8 +185,4 @@ async def causes_page(request: Request, services: ServicesDep) -> Response:
     families: dict[str, list[Any]] = {}
     for cause in services.catalogue.values():
         families.setdefault(cause.family, []).append(cause)
-    return render(
-        request,
-        "causes.html",
-        {"families": families},
-    )
+    return render(request, "causes.html", {"families": families})
