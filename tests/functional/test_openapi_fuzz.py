@@ -43,6 +43,7 @@ OPERATIONS = (
     "POST /api/v1/jobs/{job_uuid}/heartbeat",
     "GET /api/v1/jobs/{job_uuid}/deliveries",
     "GET /api/v1/causes",
+    "GET /api/v1/stats",
 )
 CHECKS = [
     schemathesis.checks.not_a_server_error,
