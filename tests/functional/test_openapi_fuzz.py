@@ -40,6 +40,7 @@ OPERATIONS = (
     "PATCH /api/v1/jobs/{job_uuid}",
     "GET /api/v1/jobs/{job_uuid}/events",
     "GET /api/v1/causes",
+    "GET /api/v1/stats",
 )
 CHECKS = [
     schemathesis.checks.not_a_server_error,
