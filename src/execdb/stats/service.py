@@ -17,7 +17,7 @@ counts the same jobs' queue and run times in bins, for plotting their distributi
 A summary is four statements in one read transaction: one GROUP BY on (state, blame, cause,
 group keys, bucket) from which every count is summed up here, one for the duration
 percentiles, one joining retried jobs to their next attempt, and one listing the newest
-uncategorized crashes. The first two read only the index `ix_jobs_created_at_stats`, the third
+uncategorized crashes. The first two read only the index `ix_jobs_stats`, the third
 the small partial index of retried jobs. The statements are the same on SQLite and PostgreSQL
 but for the bucket expression and the percentiles: PostgreSQL's `percentile_cont`, and on
 SQLite the same computation here on the sorted values (both interpolate linearly between the
