@@ -77,6 +77,7 @@ from execdb.stats.schemas import (
 
 MAX_BUCKETS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
+_PERCENT = [100 * p for p in PERCENTILES]
 DETAILS_SHOWN = 500
 
 _STEP = {
@@ -277,19 +278,25 @@ class StatsService:
             ).where(*where)
             nq, pq, nr, pr = conn.execute(totals).one()
             return _durations(nq, pq), _durations(nr, pr)
-        # SQLite has no percentile function, and ranking the values with a window function
-        # costs it several times more than handing them over to be sorted here. They come
-        # as one comma-separated text per column rather than as a row each: tens of
-        # thousands of row tuples cost more to fetch than the index scan behind them.
+        # SQLite has no percentile function. Ranking the values with a window function costs
+        # it several times more than handing them over, and they come as one
+        # comma-separated text per column rather than as a row each: tens of thousands of
+        # row tuples cost more to fetch than the index scan behind them. NumPy parses them
+        # and finds the percentiles by partial sorting, the same linear interpolation as
+        # percentile_cont, ten times faster than sorting Python ints (imported here: only
+        # this path needs it).
+        import numpy as np
+
         stmt = select(func.group_concat(Job.queue_us), func.group_concat(Job.run_us)).where(
             *where, Job.queue_us.is_not(None)
         )
         queued, ran = conn.execute(stmt).one()
-        queue = [int(v) for v in queued.split(",")] if queued else []
-        run = [int(v) for v in ran.split(",")] if ran else []
-        queue.sort()
-        run.sort()
-        return _interpolated(queue), _interpolated(run)
+        found = []
+        for text in (queued, ran):
+            values = np.fromstring(text, dtype=np.int64, sep=",") if text else np.empty(0)
+            percentiles = np.percentile(values, _PERCENT).tolist() if values.size else None
+            found.append(_durations(values.size, percentiles))
+        return found[0], found[1]
 
     def _retries(self, conn: Connection, where: Sequence[ColumnElement[bool]]) -> Retries:
         following = aliased(Job)
@@ -449,22 +456,6 @@ def _durations(count: int, values: Sequence[float] | None) -> Durations:
         return Durations(count=count, p50=None, p90=None, p99=None)
     p50, p90, p99 = (round(float(v) / 1e6, 6) for v in values)
     return Durations(count=count, p50=p50, p90=p90, p99=p99)
-
-
-def _interpolated(ordered: Sequence[int]) -> Durations:
-    """Percentiles of sorted values as percentile_cont computes them: interpolated linearly
-    between the two closest ranks."""
-    n = len(ordered)
-    if n == 0:
-        return Durations(count=0, p50=None, p90=None, p99=None)
-    found = []
-    for p in PERCENTILES:
-        position = (n - 1) * p
-        low = int(position)
-        high = min(low + 1, n - 1)
-        value = ordered[low] + (position - low) * (ordered[high] - ordered[low])
-        found.append(round(value / 1e6, 6))
-    return Durations(count=n, p50=found[0], p90=found[1], p99=found[2])
 
 
 def _histogram(
