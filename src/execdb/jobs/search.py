@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from execdb.causes.catalogue import FAMILY_RE
 from execdb.jobs.models import Job
@@ -126,12 +128,18 @@ def _like(pattern: str) -> str:
     return escaped.replace("*", "%")
 
 
-def _as_is(column: ColumnElement[Any]) -> ColumnElement[Any]:
+def as_is(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return column
 
 
+def unseekable(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`+column`: the same value, on which SQLite can seek no index. SQLite's planner keeps no
+    statistics, and this is how a query tells it which index not to take."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
 def conditions(
-    search: JobFilters, column: Callable[[ColumnElement[Any]], ColumnElement[Any]] = _as_is
+    search: JobFilters, column: Callable[[ColumnElement[Any]], ColumnElement[Any]] = as_is
 ) -> list[ColumnElement[bool]]:
     """The filters as SQL on the jobs table, each column a filter compares passed through
     `column` (statistics use it to choose which indexes SQLite may seek on)."""

@@ -18,8 +18,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
-from sqlalchemy.sql.operators import custom_op
+from sqlalchemy.sql.elements import ColumnElement
 
 from execdb.automation.reactions import Reactions
 from execdb.automation.settings import WatchdogSettings
@@ -29,7 +28,7 @@ from execdb.errors import JobNotFound, TransitionRefused
 from execdb.ids import uuid7
 from execdb.jobs.models import Job, JobEvent
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.search import JobSearch, conditions
+from execdb.jobs.search import JobSearch, as_is, conditions, unseekable
 from execdb.jobs.states import TERMINAL, Blame, Outcome, State, decide
 from execdb.jobs.text import shorten
 from execdb.paging import Cursor, Page, keyset, page
@@ -454,7 +453,7 @@ class JobService:
 
     def search(self, search: JobSearch) -> Page[JobRow]:
         cursor = Cursor.decode(search.cursor) if search.cursor else None
-        column = _as_is
+        column = as_is
         if self.db.is_sqlite and search.state and search.since:
             # SQLite's planner, without statistics, would take the window's two columns of
             # ix_jobs_stats (state, created_at) over (state, id) and sort every job of the
@@ -471,15 +470,11 @@ class JobService:
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _as_is(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    return column
-
-
 def _plus_created_at(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """`+created_at`, which SQLite can seek on no index; other columns as they are."""
     if column.key != "created_at":
         return column
-    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+    return unseekable(column)
 
 
 # The fields a report sets; a repeated report is harmless when it would set them all the same.

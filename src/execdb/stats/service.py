@@ -45,14 +45,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstrumentedAttribute, aliased
-from sqlalchemy.sql.expression import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
 
 from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import InvalidInput
 from execdb.jobs.models import Job
-from execdb.jobs.search import conditions, window
+from execdb.jobs.search import as_is, conditions, unseekable, window
 from execdb.jobs.states import Blame, State
 from execdb.stats.schemas import (
     DEFAULT_DAYS,
@@ -116,7 +114,7 @@ def _where(
     return [
         *conditions(
             query.model_copy(update={"since": None, "state": None}),
-            _unseekable if sqlite else _as_is,
+            _unseekable if sqlite else as_is,
         ),
         (_unseekable(state) if sqlite and retried and not query.state else state).in_(
             query.state or list(State)
@@ -126,15 +124,11 @@ def _where(
     ]
 
 
-def _as_is(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    return column
-
-
 def _unseekable(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """`+column` for the columns ix_jobs_stats holds, on which SQLite may then seek no index."""
     if column.key in ("item", "msg_id"):
         return column
-    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+    return unseekable(column)
 
 
 def bucket_start(moment: datetime, interval: Interval) -> datetime:
