@@ -48,6 +48,7 @@ def test_a_crash_that_is_not_retryable_or_not_a_crash_is_not_retried() -> None:
     assert retry(blame=Blame.TASK, cause="task.exception") is None
     assert retry(cause=None, blame=Blame.UNKNOWN) is None
     assert retry(state=State.FINISHED) is None
+    assert retry(rescheduled_as="0190b6d4-0000-7000-8000-000000000000") is None
     assert retry(cause="nobody.knows") is None
 
 

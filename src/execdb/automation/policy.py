@@ -34,6 +34,8 @@ def decide_retry(
     """Whether and when to run a job that has just crashed again."""
     if job["state"] != State.CRASHED:
         return RetryDecision(None, f"the job is {job['state']}")
+    if job.get("rescheduled_as") is not None:
+        return RetryDecision(None, f"it was rescheduled as {job['rescheduled_as']} already")
     blame, cause, task = job["blame"], job["cause"], job["task"]
     known = catalogue.get(cause) if cause else None
     retryable = known is not None and known.retryable

@@ -242,7 +242,7 @@ class JobService:
                 values.update(_durations(job, changes))
                 if report.state in TERMINAL and self.reactions is not None:
                     retry = self.reactions.retry({**job, **values}, now)
-                    values["retry_at"] = retry.retry_at if job["rescheduled_as"] is None else None
+                    values["retry_at"] = retry.retry_at
                 _update_job(tuple(values)).execute(conn, {"_id": job["id"], **values})
                 job = {**job, **values}
                 if retry is not None and report.state == State.CRASHED:
