@@ -376,6 +376,7 @@ def test_a_rescheduled_job_is_dispatched_to_a_webhook(
 
     # An admin tries again once the trigger is back.
     assert server.services.outbox.retry_failed(utcnow(), None) == 1
+    assert get(server, new["uuid"])["dispatch_state"] == "pending"
     assert tick(server).delivered == 1
     sent = get(server, new["uuid"])
     assert (sent["dispatch_state"], sent["dispatch_error"]) == ("sent", None)

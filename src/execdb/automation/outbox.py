@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Select, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from execdb.automation.models import Delivery, Kind, Status
@@ -142,26 +142,31 @@ class Outbox:
 
     def retry_failed(self, now: datetime, job_uuid: uuid.UUID | None = None) -> int:
         """Give deliveries that were given up on a new round of attempts; how many."""
-        statement = update(Delivery).where(Delivery.status == Status.FAILED)
+        deliveries = update(Delivery).where(Delivery.status == Status.FAILED)
+        jobs = update(Job).where(Job.dispatch_state == "failed")
         if job_uuid is not None:
-            statement = statement.where(
-                Delivery.job_id == select(Job.id).where(Job.uuid == job_uuid).scalar_subquery()
-            )
+            deliveries = deliveries.where(Delivery.job_id == _job_id(job_uuid).scalar_subquery())
+            jobs = jobs.where(Job.uuid == job_uuid)
         with self.db.write() as conn:
             result = conn.execute(
-                statement.values(status=Status.PENDING, attempts=0, next_attempt_at=now)
+                deliveries.values(status=Status.PENDING, attempts=0, next_attempt_at=now)
             )
+            conn.execute(jobs.values(dispatch_state="pending"))
             return int(result.rowcount)
 
     def for_job(self, job_uuid: uuid.UUID) -> list[DeliveryRow]:
         with self.db.read() as conn:
-            job_id = conn.execute(select(Job.id).where(Job.uuid == job_uuid)).scalar()
+            job_id = conn.execute(_job_id(job_uuid)).scalar()
             if job_id is None:
                 raise JobNotFound(job_uuid)
             rows = conn.execute(
                 select(Delivery.__table__).where(Delivery.job_id == job_id).order_by(Delivery.id)
             )
             return [dict(r) for r in rows.mappings()]
+
+
+def _job_id(job_uuid: uuid.UUID) -> Select[Any]:
+    return select(Job.id).where(Job.uuid == job_uuid)
 
 
 def _dispatch_state(conn: Connection, job_id: int, state: str, error: str | None) -> None:

@@ -49,24 +49,17 @@ class Reactions:
                 "reason": retry.reason,
             },
         }
+        # One e-mail to all its addresses, one POST to each webhook.
         emails = [r for r in to if not r.startswith("webhook:")]
-        if emails:
+        sends = [("email", emails)] if emails else []
+        sends += [(hook, [hook]) for hook in to if hook.startswith("webhook:")]
+        for sink, recipients_ in sends:
             outbox.add(
                 conn,
                 job_id=job["id"],
                 kind=Kind.NOTIFICATION,
-                sink="email",
-                recipients=emails,
-                payload=payload,
-                now=now,
-            )
-        for hook in (r for r in to if r.startswith("webhook:")):
-            outbox.add(
-                conn,
-                job_id=job["id"],
-                kind=Kind.NOTIFICATION,
-                sink=hook,
-                recipients=[hook],
+                sink=sink,
+                recipients=recipients_,
                 payload=payload,
                 now=now,
             )
