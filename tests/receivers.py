@@ -20,10 +20,12 @@ import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,12 +90,7 @@ class WebhookReceiver:
         self._server.server_close()
 
     def wait_for(self, count: int, seconds: float = 20) -> list[Received]:
-        deadline = time.monotonic() + seconds
-        while len(self.received) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self.received)} requests received, not {count}")
-            time.sleep(0.02)
-        return list(self.received)
+        return _wait_for(self.received, count, seconds, "requests")
 
 
 class MailReceiver:
@@ -126,9 +123,14 @@ class MailReceiver:
         self._controller.stop()
 
     def wait_for(self, count: int, seconds: float = 20) -> list[EmailMessage]:
-        deadline = time.monotonic() + seconds
-        while len(self.messages) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self.messages)} messages received, not {count}")
-            time.sleep(0.02)
-        return list(self.messages)
+        return _wait_for(self.messages, count, seconds, "messages")
+
+
+def _wait_for(received: list[T], count: int, seconds: float, what: str) -> list[T]:
+    """A copy of `received` once it holds `count` items; TimeoutError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while len(received) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(received)} {what} received, not {count}")
+        time.sleep(0.02)
+    return list(received)
