@@ -282,3 +282,17 @@ def test_pages_load_their_assets_from_this_server(server: LiveServer) -> None:
             assert get(server, asset).status_code == 200, asset
         assert "<main" in page.text
         assert 'lang="en"' in page.text
+
+
+def test_the_stats_page_links_only_with_the_searchs_filters(
+    server: LiveServer, seeded: Seeded
+) -> None:
+    page = get(server, "/stats", task="rpmlint", group_by="task", uncategorized_limit="5")
+    assert page.status_code == 200
+    searches = [link for link in links(page) if "/jobs?" in link]
+    assert searches
+    for link in searches:
+        assert "task=rpmlint" in link
+        assert "group_by" not in link
+        assert "uncategorized_limit" not in link
+        assert get(server, link.removeprefix(server.url)).status_code == 200, link

@@ -458,3 +458,10 @@ def test_reads_need_a_token_when_configured(make_server: Any) -> None:
     with server.client() as anonymous, server.client("report") as reader:
         assert anonymous.get("/api/v1/stats").status_code == 401
         assert reader.get("/api/v1/stats").status_code == 200
+
+
+@pytest.mark.parametrize("interval", ["hour", "day", "week"])
+def test_a_window_at_the_end_of_time_is_answered(server: LiveServer, interval: str) -> None:
+    found = stats(server, since="9999-12-31", interval=interval)
+    assert found["total"] == 0
+    assert found["series"]["buckets"][-1]["start"].startswith("9999-12-")

@@ -409,13 +409,14 @@ def _series(
     for row in rows:
         by_bucket[row["bucket"]].append(row)
     buckets = []
-    moment, last, step = bucket_start(start, interval), bucket_start(end, interval), _STEP[interval]
-    while moment <= last:
+    first, step = bucket_start(start, interval), _STEP[interval]
+    # Counted, not stepped past the last bucket: that step may leave datetime's range.
+    for n in range((bucket_start(end, interval) - first) // step + 1):
+        moment = first + n * step
         members = by_bucket.get(moment, [])
         buckets.append(
             Bucket.model_construct(start=moment, groups=_groups(members, keys), **_counts(members))
         )
-        moment += step
     return Series.model_construct(interval=interval, buckets=buckets)
 
 

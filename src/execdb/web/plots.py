@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from execdb.causes.catalogue import Catalogue
 from execdb.errors import InvalidInput
+from execdb.jobs.search import JobFilters
 from execdb.jobs.states import Blame, State
 from execdb.services import Services
 from execdb.stats.schemas import (
@@ -67,14 +68,18 @@ def _interval(query: StatsQuery, now: datetime) -> Interval:
     return Interval.day if span <= timedelta(days=120) else Interval.week
 
 
+_JOB_FILTERS = frozenset(f.alias or name for name, f in JobFilters.model_fields.items())
+
+
 def gather(
     services: Services, query: StatsQuery, now: datetime
 ) -> tuple[Stats, Stats, DurationHistograms]:
     """What the page shows, in three calls: crashes by blame and cause over time, jobs by task,
     and the duration histograms."""
     stats = services.stats
-    by_kind = query.model_copy(update={"group_by": [GroupKey.blame, GroupKey.cause]})
-    by_task = query.model_copy(update={"group_by": [GroupKey.task], "interval": None})
+    unlisted = {"uncategorized_limit": 0}  # the page lists no uncategorized crashes
+    by_kind = query.model_copy(update={"group_by": [GroupKey.blame, GroupKey.cause], **unlisted})
+    by_task = query.model_copy(update={"group_by": [GroupKey.task], "interval": None, **unlisted})
     return (
         stats.summary(by_kind, now=now),
         stats.summary(by_task, now=now),
@@ -115,7 +120,8 @@ def figures(
         for cause in top:
             causes[cause].append(counted[cause])
     interval = series.interval.value
-    filters = {k: v for k, v in params.items() if k not in {"period", "since", "interval"}}
+    # The job search's own filters, and only those: a link with another parameter is a 400.
+    filters = {k: v for k, v in params.items() if k in _JOB_FILTERS and k != "since"}
     window = f"{format.iso(start)},{format.iso(end)}"
 
     def jobs_link(**extra: str) -> str:
