@@ -11,6 +11,14 @@ per call; the server reaches it through `Database.run`:
 - On PostgreSQL the call runs on a pool of database threads: psycopg releases the GIL while
   it waits on the server, so the loop goes on serving while queries are in flight.
 
+Calls that write go through `Database.run_write`. On SQLite the writes that arrive in one
+turn of the event loop share one transaction (group commit): each runs in a savepoint of its
+own, so a call that fails undoes only its own work, and none of them is answered before the
+commit that keeps it. A commit is the most expensive step of a short write (it appends the
+changed pages to the WAL), and under load a turn brings about ten writes: this nearly halved
+the CPU time of a report. If the commit itself fails, every call of the group fails with it,
+and nothing of any of them is kept. On PostgreSQL, `run_write` is `run`.
+
 Write transactions on SQLite start with BEGIN IMMEDIATE, so that two processes sharing the
 file wait for the lock up front instead of failing when a reader tries to upgrade.
 """
@@ -18,13 +26,15 @@ file wait for the lock up front instead of failing when a reader tries to upgrad
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -32,7 +42,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from sqlalchemy import JSON, DateTime, Dialect, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -161,6 +171,8 @@ class Database:
         self._lock_fds: list[int] = []
         self._kept_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        # Writes waiting for the next group commit (SQLite; touched on the event loop only).
+        self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         if not self.is_sqlite:
             self._executor = ThreadPoolExecutor(
                 settings.db_pool_size,
@@ -176,6 +188,11 @@ class Database:
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        group: _Group | None = getattr(self._local, "group", None)
+        if group is not None:
+            with group.transaction(write=write) as conn:
+                yield conn
+            return
         with self._writer_turn() if write else nullcontext():
             kept: Connection | None = getattr(self._local, "conn", None)
             if kept is not None:
@@ -223,11 +240,61 @@ class Database:
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a synchronous service call from the event loop (see the module docstring)."""
         if self._executor is None:
-            if getattr(self._local, "conn", None) is None:
-                self._keep_connection()
+            self._loop_connection()
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def run_write(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`run` for a call that writes: on SQLite, committed together with the other writes
+        of this turn of the event loop (see the module docstring)."""
+        if self._executor is not None:
+            return await self.run(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queued.append((functools.partial(fn, *args, **kwargs), future))
+        if len(self._queued) == 1:
+            loop.call_soon(self._commit_queued)
+        return await future
+
+    def _loop_connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self._keep_connection()
+            conn = self._local.conn
+        return conn
+
+    def _commit_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        group = _Group(self, self._loop_connection())
+        self._local.group = group
+        outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
+        try:
+            for call, future in queued:
+                if future.cancelled():  # its request is gone: do nothing in its name
+                    continue
+                try:
+                    outcomes.append((future, call(), None))
+                except Exception as exc:  # the caller's to handle; its savepoint is undone
+                    outcomes.append((future, None, exc))
+            group.commit()
+        except BaseException as exc:
+            group.rollback()
+            for _, future in queued:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self._local.group = None
+        for future, result, error in outcomes:
+            if future.cancelled():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -240,6 +307,81 @@ class Database:
                 os.close(fd)
             self._lock_fds.clear()
         self.engine.dispose()
+
+
+class _Group:
+    """The transaction that the writes queued in one turn of the event loop share (SQLite).
+
+    It begins (writer's turn, BEGIN IMMEDIATE) with the first write. Each write runs in a
+    savepoint; a read made inside the group sees the writes made before it.
+    """
+
+    SAVEPOINT = "execdb_call"
+
+    def __init__(self, db: Database, conn: Connection) -> None:
+        self._db = db
+        self._conn = conn
+        self._transaction: RootTransaction | None = None
+        self._turn = ExitStack()
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Connection]:
+        conn = self._conn
+        if not write:
+            if self._transaction is not None:
+                yield conn
+                return
+            conn.execution_options(execdb_write=False)
+            with conn.begin():
+                yield conn
+            return
+        if self._transaction is None:
+            self._begin()
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute(f"SAVEPOINT {self.SAVEPOINT}")
+        try:
+            yield conn
+        except BaseException:
+            raw.execute(f"ROLLBACK TO {self.SAVEPOINT}")
+            raw.execute(f"RELEASE {self.SAVEPOINT}")
+            raise
+        raw.execute(f"RELEASE {self.SAVEPOINT}")
+
+    def _begin(self) -> None:
+        with ExitStack() as turn:
+            turn.enter_context(self._db._writer_turn())
+            self._conn.execution_options(execdb_write=True)
+            self._transaction = self._conn.begin()
+            self._turn = turn.pop_all()
+
+    def commit(self) -> None:
+        if self._transaction is None:
+            return
+        try:
+            self._transaction.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self._end()
+
+    def rollback(self) -> None:
+        if self._transaction is None:
+            return
+        try:
+            with contextlib.suppress(Exception):
+                self._transaction.rollback()
+            # A COMMIT that SQLite refused (a deferred constraint) leaves its transaction
+            # open, and SQLAlchemy, which saw its commit fail, no longer knows of it.
+            raw = self._conn.connection.driver_connection
+            if isinstance(raw, sqlite3.Connection) and raw.in_transaction:
+                raw.execute("ROLLBACK")
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        self._transaction = None
+        self._turn.close()  # the next writer's turn, in this process or another
 
 
 def sqlite_path(url: str) -> Path | None:
