@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from execdb.auth.service import Token
@@ -53,6 +53,6 @@ async def _read_access(request: Request) -> None:
         await _token(request)
 
 
-CreateActor = Annotated[Actor, Security(Require("create"))]
-ReportActor = Annotated[Actor, Security(Require("report"))]
+CreateActor = Annotated[Actor, Depends(Require("create"))]
+ReportActor = Annotated[Actor, Depends(Require("report"))]
 ReadAccess = Depends(_read_access)

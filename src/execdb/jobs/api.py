@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from execdb.auth.api import CreateActor, ReadAccess, ReportActor
 from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
-from execdb.http import ServicesDep, base_url
+from execdb.http import ServicesDep, base_url, json_answer, json_body, json_body_schema
 from execdb.jobs.schemas import (
     EventList,
     EventPublic,
@@ -51,15 +51,13 @@ def _link(request: Request, cursor: Cursor | None) -> str | None:
     status_code=201,
     response_model=JobPublic,
     responses={200: {"description": "The job already made for this msg_id and target."}, **_ERRORS},
+    openapi_extra=json_body_schema(JobCreate),
 )
-async def create_job(
-    new: JobCreate, actor: CreateActor, services: ServicesDep, request: Request, response: Response
-) -> JobPublic:
+async def create_job(actor: CreateActor, services: ServicesDep, request: Request) -> Response:
     """Create a job (SCHEDULED) and get its UUID."""
-    job, created = await services.db.run(services.jobs.create, new, actor, utcnow())
-    if not created:
-        response.status_code = 200
-    return JobPublic.from_row(job, base_url(request))
+    new = await json_body(request, JobCreate)
+    job, created = await services.db.run_write(services.jobs.create, new, actor, utcnow())
+    return json_answer(JobPublic.from_row(job, base_url(request)), 201 if created else 200)
 
 
 _READ_ERRORS: dict[int | str, dict[str, object]] = {
@@ -86,22 +84,20 @@ async def get_job(job_uuid: uuid.UUID, services: ServicesDep, request: Request) 
         409: {"description": "Illegal transition; the body holds the current state."},
         **_ERRORS,
     },
+    openapi_extra=json_body_schema(JobReport),
 )
 async def report(
-    job_uuid: uuid.UUID,
-    body: JobReport,
-    actor: ReportActor,
-    services: ServicesDep,
-    request: Request,
-) -> JobReported:
+    job_uuid: uuid.UUID, actor: ReportActor, services: ServicesDep, request: Request
+) -> Response:
     """Switch a job's state (RUNNING, FINISHED, CRASHED, CANCELLED).
 
     Repeating the current state with the same content changes nothing and answers 200. An
     illegal switch answers 409 and is recorded in the job's history all the same.
     """
-    done = await services.db.run(services.jobs.report, job_uuid, body, actor, utcnow())
+    body = await json_body(request, JobReport)
+    done = await services.db.run_write(services.jobs.report, job_uuid, body, actor, utcnow())
     assert done is not None  # only ExecDB's own guarded reports may be skipped
-    return JobReported.from_row(done.job, base_url(request), warnings=done.warnings)
+    return json_answer(JobReported.from_row(done.job, base_url(request), warnings=done.warnings))
 
 
 @router.get(
@@ -176,7 +172,9 @@ async def reschedule(
     Rescheduling the same job twice answers 200 with the attempt made the first time.
     """
     force = options.force if options else False
-    made = await services.db.run(services.jobs.reschedule, job_uuid, actor, utcnow(), force=force)
+    made = await services.db.run_write(
+        services.jobs.reschedule, job_uuid, actor, utcnow(), force=force
+    )
     assert made is not None
     job, created = made
     if not created:
@@ -198,7 +196,7 @@ async def heartbeat(
 ) -> JobPublic:
     """Say the executor running a job is alive; once a job has sent heartbeats, the watchdog
     crashes it when they stop."""
-    job = await services.db.run(services.jobs.heartbeat, job_uuid, utcnow())
+    job = await services.db.run_write(services.jobs.heartbeat, job_uuid, utcnow())
     return JobPublic.from_row(job, base_url(request))
 
 
