@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -70,11 +71,19 @@ def test_create_names_the_bad_field(
     assert listed == []
 
 
+NOT_A_JOB = [
+    (b"{not json", "the body is not valid JSON: key must be a string at line 1 column 2"),
+    (b'{"task": "\xff"}', "the body is not valid JSON: invalid unicode code point"),
+    (b"[1, 2]", "the body must be a JSON object"),
+    (b'"RUNNING"', "the body must be a JSON object"),
+    (b"", "the body must be a JSON object"),
+]
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (b"{not json", "JSON"),
-        (b"[1, 2]", "JSON object"),
+        *NOT_A_JOB,
         (b'{"task": "t", "item": "i", "item_type": "k", "trigger_data": {"x": NaN}}', "NaN"),
     ],
 )
@@ -83,15 +92,60 @@ def test_a_body_that_is_not_a_job_is_400(server: LiveServer, raw: bytes, expecte
         response = client.post(
             "/api/v1/jobs", content=raw, headers={"Content-Type": "application/json"}
         )
+        listed = client.get("/api/v1/jobs").json()["data"]
     assert response.status_code == 400, response.text
     assert expected in response.json()["message"]
+    assert listed == []
 
 
-def test_a_form_encoded_body_gets_a_hint(server: LiveServer) -> None:
-    with server.client("create") as client:
-        response = client.post("/api/v1/jobs", content=b'{"task": "t"}', headers={})
-    assert response.status_code == 400
-    assert "application/json" in response.json()["message"]
+@pytest.mark.parametrize(("raw", "expected"), NOT_A_JOB)
+def test_a_report_that_is_not_json_is_400(server: LiveServer, raw: bytes, expected: str) -> None:
+    with server.client("admin") as client:
+        job = create_job(client)
+        response = client.patch(
+            f"/api/v1/jobs/{job['uuid']}", content=raw, headers={"Content-Type": "application/json"}
+        )
+        events = client.get(f"/api/v1/jobs/{job['uuid']}/events").json()["data"]
+    assert response.status_code == 400, response.text
+    assert expected in response.json()["message"]
+    assert len(events) == 1, "nothing but the creation is recorded"
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/json"]
+)
+def test_a_body_that_is_not_sent_as_json_gets_a_hint(
+    server: LiveServer, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    with server.client("admin") as client:
+        created = client.post("/api/v1/jobs", content=json.dumps(NEW_JOB), headers=headers)
+        job = create_job(client)
+        reported = client.patch(
+            f"/api/v1/jobs/{job['uuid']}", content=b'{"state": "RUNNING"}', headers=headers
+        )
+    for response in (created, reported):
+        assert response.status_code == 400
+        assert "Content-Type: application/json" in response.json()["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/x+json"])
+def test_json_media_types_are_accepted(server: LiveServer, content_type: str) -> None:
+    with server.client("admin") as client:
+        created = client.post(
+            "/api/v1/jobs", content=json.dumps(NEW_JOB), headers={"Content-Type": content_type}
+        )
+    assert created.status_code == 201, created.text
+
+
+def test_a_request_without_a_token_is_401_whatever_its_body(server: LiveServer) -> None:
+    with server.client("admin") as admin:
+        job = create_job(admin)
+    with server.client() as anonymous:
+        headers = {"Content-Type": "application/json"}
+        created = anonymous.post("/api/v1/jobs", content=b"{nope", headers=headers)
+        reported = anonymous.patch(f"/api/v1/jobs/{job['uuid']}", content=b"[", headers=headers)
+    assert (created.status_code, reported.status_code) == (401, 401)
 
 
 def test_nul_characters_are_stored_everywhere(server: LiveServer) -> None:
