@@ -14,10 +14,11 @@ per call; the server reaches it through `Database.run`:
 Calls that write go through `Database.run_write`. On SQLite the writes that arrive in one
 turn of the event loop share one transaction (group commit): each runs in a savepoint of its
 own, so a call that fails undoes only its own work, and none of them is answered before the
-commit that keeps it. A commit is the most expensive step of a short write (it appends the
-changed pages to the WAL), and under load a turn brings about ten writes: this nearly halved
-the CPU time of a report. If the commit itself fails, every call of the group fails with it,
-and nothing of any of them is kept. On PostgreSQL, `run_write` is `run`.
+commit that keeps it. Beginning and committing (which appends the changed pages to the WAL)
+cost more than the statements of a short write, and under load a turn brings about ten
+writes: the database's share of a report's CPU time went from 0.38 to 0.18 ms. If the
+commit itself fails, every call of the group fails with it, and nothing of any of them is
+kept. On PostgreSQL, `run_write` is `run`.
 
 Write transactions on SQLite start with BEGIN IMMEDIATE, so that two processes sharing the
 file wait for the lock up front instead of failing when a reader tries to upgrade.
@@ -171,8 +172,6 @@ class Database:
         self._lock_fds: list[int] = []
         self._kept_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        # Writes waiting for the next group commit (SQLite; touched on the event loop only).
-        self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         if not self.is_sqlite:
             self._executor = ThreadPoolExecutor(
                 settings.db_pool_size,
@@ -252,9 +251,14 @@ class Database:
             return await self.run(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queued.append((functools.partial(fn, *args, **kwargs), future))
-        if len(self._queued) == 1:
+        # The writes waiting for the next group commit: one queue per thread, as each event
+        # loop runs in a thread of its own and commits on that thread's connection.
+        queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] | None
+        queued = getattr(self._local, "queued", None)
+        if queued is None:
+            queued = self._local.queued = []
             loop.call_soon(self._commit_queued)
+        queued.append((functools.partial(fn, *args, **kwargs), future))
         return await future
 
     def _loop_connection(self) -> Connection:
@@ -265,7 +269,8 @@ class Database:
         return conn
 
     def _commit_queued(self) -> None:
-        queued, self._queued = self._queued, []
+        queued = self._local.queued
+        self._local.queued = None
         group = _Group(self, self._loop_connection())
         self._local.group = group
         outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []

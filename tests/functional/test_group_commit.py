@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,18 @@ def test_a_call_whose_request_is_gone_is_not_run(db: Database) -> None:
 
     asyncio.run(main())
     assert notes(db) == ["kept"]
+
+
+def test_event_loops_in_two_threads_keep_their_own_groups(db: Database) -> None:
+    # A server's loop and, say, a command's loop in one process share the Database.
+    def loop_writes(prefix: str) -> list[str]:
+        async def main() -> list[str]:
+            return await asyncio.gather(*(db.run_write(add, db, f"{prefix}{i}") for i in range(50)))
+
+        return asyncio.run(main())
+
+    with ThreadPoolExecutor(2) as threads:
+        answers = list(threads.map(loop_writes, ["a", "b"]))
+
+    assert answers == [[f"a{i}" for i in range(50)], [f"b{i}" for i in range(50)]]
+    assert sorted(notes(db)) == sorted(answers[0] + answers[1])
