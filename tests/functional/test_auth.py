@@ -45,6 +45,17 @@ def test_every_write_route_is_listed() -> None:
     assert write_routes() == set(SCOPE)
 
 
+def test_every_write_route_declares_the_token_in_the_openapi_document() -> None:
+    document = create_app(Settings(database_url="sqlite://")).openapi()
+    assert document["components"]["securitySchemes"]["token"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An ExecDB API token.",
+    }
+    for method, path in SCOPE:
+        assert document["paths"][path][method.lower()]["security"] == [{"token": []}], path
+
+
 def _call(server: LiveServer, route: tuple[str, str], headers: dict[str, str]) -> tuple[int, str]:
     method, path = route
     with server.client("admin") as admin:

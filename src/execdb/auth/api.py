@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
@@ -27,25 +27,37 @@ async def _token(request: Request) -> Token:
     return token
 
 
+SCHEME = "token"
+
+# What a route that calls `authorize` itself puts in its `openapi_extra`.
+NEEDS_TOKEN: dict[str, Any] = {"security": [{SCHEME: []}]}
+
+
+async def authorize(request: Request, scope: str) -> Actor:
+    """The Actor of the request's token, which must have `scope`: a 401 without a valid
+    token, a 403 without the scope."""
+    token = await _token(request)
+    if not token.allows(scope):
+        raise Forbidden(
+            f"token {token.name!r} lacks the scope {scope!r} "
+            f"(it has: {', '.join(sorted(token.scopes))})"
+        )
+    return Actor(token.name)
+
+
 class Require(HTTPBearer):
-    """A dependency giving the Actor of a token that has `scope`.
+    """A dependency giving the Actor of a token that has `scope` (see `authorize`).
 
     Being an HTTPBearer, it declares the scheme in the OpenAPI document; it reads the header
     itself so that each failure gets its own message, in one dependency per request.
     """
 
     def __init__(self, scope: str) -> None:
-        super().__init__(auto_error=False, scheme_name="token", description="An ExecDB API token.")
+        super().__init__(auto_error=False, scheme_name=SCHEME, description="An ExecDB API token.")
         self.scope = scope
 
     async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
-        token = await _token(request)
-        if not token.allows(self.scope):
-            raise Forbidden(
-                f"token {token.name!r} lacks the scope {self.scope!r} "
-                f"(it has: {', '.join(sorted(token.scopes))})"
-            )
-        return Actor(token.name)
+        return await authorize(request, self.scope)
 
 
 async def _read_access(request: Request) -> None:
