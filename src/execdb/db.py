@@ -271,10 +271,10 @@ class Database:
     def _commit_queued(self) -> None:
         queued = self._local.queued
         self._local.queued = None
-        group = _Group(self, self._loop_connection())
-        self._local.group = group
+        group: _Group | None = None
         outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
         try:
+            group = self._local.group = _Group(self, self._loop_connection())
             for call, future in queued:
                 if future.cancelled():  # its request is gone: do nothing in its name
                     continue
@@ -284,7 +284,8 @@ class Database:
                     outcomes.append((future, None, exc))
             group.commit()
         except BaseException as exc:
-            group.rollback()
+            if group is not None:
+                group.rollback()
             for _, future in queued:
                 if not future.done():
                     future.set_exception(exc)

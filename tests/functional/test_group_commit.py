@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from execdb.db import Database
 from tests.conftest import settings_for
@@ -156,3 +156,16 @@ def test_event_loops_in_two_threads_keep_their_own_groups(db: Database) -> None:
 
     assert answers == [[f"a{i}" for i in range(50)], [f"b{i}" for i in range(50)]]
     assert sorted(notes(db)) == sorted(answers[0] + answers[1])
+
+
+def test_a_database_that_cannot_be_opened_fails_the_calls(tmp_path: Path) -> None:
+    unreachable = Database(settings_for(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}"))
+
+    async def main() -> None:
+        await asyncio.wait_for(unreachable.run_write(add, unreachable, "lost"), timeout=10)
+
+    try:
+        with pytest.raises(OperationalError, match="unable to open database file"):
+            asyncio.run(main())
+    finally:
+        unreachable.close()
