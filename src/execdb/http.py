@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execdb.errors import ExecDBError, InvalidInput
@@ -108,7 +109,10 @@ async def json_body(request: Request, model: type[Model]) -> Model:
     """
     if not _JSON_MEDIA_TYPE.match(request.headers.get("content-type", "")):
         raise InvalidInput(NOT_A_JSON_OBJECT)
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise InvalidInput("the client went away before sending the whole body") from None
     if not body.strip():
         raise InvalidInput(NOT_A_JSON_OBJECT)
     try:

@@ -16,6 +16,7 @@ cases.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import traceback
 from collections.abc import Iterator
@@ -232,3 +233,25 @@ def test_hostile_input_is_no_server_error(
         server_errors.caught.clear()
         listing = client.get("/api/v1/jobs")
         assert listing.status_code == 200, server_errors.explain(listing.text)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/jobs/{job_uuid}"])
+def test_a_client_that_leaves_mid_body_is_no_server_error(
+    server: LiveServer, server_errors: ServerTracebacks, path: str
+) -> None:
+    with server.client("admin") as client:
+        job = create_job(client)
+    method = "POST" if path == "/api/v1/jobs" else "PATCH"
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"{method} {path.format(job_uuid=job['uuid'])} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {server.tokens['admin']}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            '{"state": "RUN'.encode()
+        )
+    time.sleep(0.5)  # the server sees the connection close and gives up on the request
+    with server.client("admin") as client:
+        listed = client.get("/api/v1/jobs").json()["data"]
+    assert not server_errors.caught, server_errors.explain("")
+    assert [(j["uuid"], j["state"]) for j in listed] == [(job["uuid"], "SCHEDULED")]
