@@ -11,14 +11,15 @@ per call; the server reaches it through `Database.run`:
 - On PostgreSQL the call runs on a pool of database threads: psycopg releases the GIL while
   it waits on the server, so the loop goes on serving while queries are in flight.
 
-Calls that write go through `Database.run_write`. On SQLite the writes that arrive in one
+The API's writes go through `Database.run_write`. On SQLite the writes that arrive in one
 turn of the event loop share one transaction (group commit): each runs in a savepoint of its
 own, so a call that fails undoes only its own work, and none of them is answered before the
 commit that keeps it. Beginning and committing (which appends the changed pages to the WAL)
 cost more than the statements of a short write, and under load a turn brings about ten
 writes: the database's share of a report's CPU time went from 0.38 to 0.18 ms. If the
-commit itself fails, every call of the group fails with it, and nothing of any of them is
-kept. On PostgreSQL, `run_write` is `run`.
+commit fails, or SQLite rolls the whole transaction back (a full disk, an I/O error), every
+call of the group fails with it, and nothing of any of them is kept. On PostgreSQL,
+`run_write` is `run`.
 
 Write transactions on SQLite start with BEGIN IMMEDIATE, so that two processes sharing the
 file wait for the lock up front instead of failing when a reader tries to upgrade.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import functools
 import os
@@ -36,6 +38,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -44,6 +47,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 from sqlalchemy import JSON, DateTime, Dialect, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, RootTransaction
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -251,14 +255,16 @@ class Database:
             return await self.run(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        # The writes waiting for the next group commit: one queue per thread, as each event
-        # loop runs in a thread of its own and commits on that thread's connection.
-        queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] | None
-        queued = getattr(self._local, "queued", None)
-        if queued is None:
-            queued = self._local.queued = []
-            loop.call_soon(self._commit_queued)
-        queued.append((functools.partial(fn, *args, **kwargs), future))
+        # The writes waiting for this loop's next group commit. A loop runs in one thread and
+        # commits on that thread's connection; a queue left by a loop that stopped before its
+        # commit came round is not this loop's.
+        queue: _Queue | None = getattr(self._local, "queue", None)
+        if queue is None or queue.loop is not loop:
+            queue = self._local.queue = _Queue(loop)
+            loop.call_soon(self._commit_queued, queue)
+        # Each call runs in its own request's context (logging, tracing), not the first's.
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        queue.calls.append((call, future))
         return await future
 
     def _loop_connection(self) -> Connection:
@@ -268,25 +274,27 @@ class Database:
             conn = self._local.conn
         return conn
 
-    def _commit_queued(self) -> None:
-        queued = self._local.queued
-        self._local.queued = None
+    def _commit_queued(self, queue: _Queue) -> None:
+        if getattr(self._local, "queue", None) is queue:
+            self._local.queue = None
         group: _Group | None = None
         outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
         try:
             group = self._local.group = _Group(self, self._loop_connection())
-            for call, future in queued:
+            for call, future in queue.calls:
                 if future.cancelled():  # its request is gone: do nothing in its name
                     continue
                 try:
                     outcomes.append((future, call(), None))
-                except Exception as exc:  # the caller's to handle; its savepoint is undone
+                except Exception as exc:  # the caller's to handle
+                    if group.lost:
+                        raise  # and every other call's: the whole transaction is gone
                     outcomes.append((future, None, exc))
             group.commit()
         except BaseException as exc:
             if group is not None:
                 group.rollback()
-            for _, future in queued:
+            for _, future in queue.calls:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
@@ -315,11 +323,21 @@ class Database:
         self.engine.dispose()
 
 
+@dataclass(slots=True)
+class _Queue:
+    """The write calls waiting for one event loop's next group commit."""
+
+    loop: asyncio.AbstractEventLoop
+    calls: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = field(default_factory=list)
+
+
 class _Group:
     """The transaction that the writes queued in one turn of the event loop share (SQLite).
 
     It begins (writer's turn, BEGIN IMMEDIATE) with the first write. Each write runs in a
-    savepoint; a read made inside the group sees the writes made before it.
+    savepoint; a read made inside the group sees the writes made before it. Some failures
+    (a full disk, an I/O error) make SQLite roll back the whole transaction at once: the
+    group is then `lost`, and no call of it may be answered as if its write were kept.
     """
 
     SAVEPOINT = "execdb_call"
@@ -329,10 +347,19 @@ class _Group:
         self._conn = conn
         self._transaction: RootTransaction | None = None
         self._turn = ExitStack()
+        self.lost = False
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Connection]:
         conn = self._conn
+        if self.lost:
+            raise DBAPIError.instance(  # a call that went on after a failure it caught
+                "SAVEPOINT",
+                None,
+                sqlite3.OperationalError("the group's transaction was rolled back"),
+                sqlite3.Error,
+                dialect=conn.dialect,
+            )
         if not write:
             if self._transaction is not None:
                 yield conn
@@ -343,16 +370,34 @@ class _Group:
             return
         if self._transaction is None:
             self._begin()
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        raw.execute(f"SAVEPOINT {self.SAVEPOINT}")
+        self._execute(f"SAVEPOINT {self.SAVEPOINT}")
         try:
             yield conn
         except BaseException:
-            raw.execute(f"ROLLBACK TO {self.SAVEPOINT}")
-            raw.execute(f"RELEASE {self.SAVEPOINT}")
+            if self._still_open():
+                self._execute(f"ROLLBACK TO {self.SAVEPOINT}")
+                self._execute(f"RELEASE {self.SAVEPOINT}")
             raise
-        raw.execute(f"RELEASE {self.SAVEPOINT}")
+        self._execute(f"RELEASE {self.SAVEPOINT}")
+
+    def _still_open(self) -> bool:
+        raw = self._conn.connection.driver_connection
+        if not (isinstance(raw, sqlite3.Connection) and raw.in_transaction):
+            self.lost = True
+        return not self.lost
+
+    def _execute(self, sql: str) -> None:
+        """A statement straight to the driver (cheaper than SQLAlchemy's execution path),
+        failing with the exceptions SQLAlchemy would raise (a 503, not a 500)."""
+        raw = self._conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        try:
+            raw.execute(sql)
+        except sqlite3.Error as exc:
+            self.lost = self.lost or not raw.in_transaction
+            raise DBAPIError.instance(
+                sql, None, exc, sqlite3.Error, dialect=self._conn.dialect
+            ) from exc
 
     def _begin(self) -> None:
         with ExitStack() as turn:

@@ -8,6 +8,7 @@ answered before the commit that keeps their write.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,16 +29,25 @@ def db(tmp_path: Path) -> Iterator[Database]:
         conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
         # A deferred foreign key is checked at COMMIT: the way to make a commit fail.
         conn.exec_driver_sql(
-            "CREATE TABLE note (id INTEGER PRIMARY KEY, text TEXT NOT NULL, parent_id INTEGER "
-            "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            "CREATE TABLE note (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, parent_id "
+            "INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
         )
     yield database
     database.close()
 
 
-def add(db: Database, text: str, *, parent: int | None = None, fail: bool = False) -> str:
+def add(
+    db: Database,
+    text: str,
+    *,
+    parent: int | None = None,
+    fail: bool = False,
+    on_conflict: str = "ABORT",
+) -> str:
     with db.write() as conn:
-        conn.exec_driver_sql("INSERT INTO note (text, parent_id) VALUES (?, ?)", (text, parent))
+        conn.exec_driver_sql(
+            f"INSERT OR {on_conflict} INTO note (text, parent_id) VALUES (?, ?)", (text, parent)
+        )
         if fail:
             raise RuntimeError(f"{text} failed after writing")
     return text
@@ -169,3 +179,57 @@ def test_a_database_that_cannot_be_opened_fails_the_calls(tmp_path: Path) -> Non
             asyncio.run(main())
     finally:
         unreachable.close()
+
+
+def test_a_call_that_ends_the_whole_transaction_fails_every_call(db: Database) -> None:
+    # Some failures (a full disk, an I/O error, here OR ROLLBACK) make SQLite roll back the
+    # whole transaction, the writes of the calls before included: none may be answered as kept.
+    asyncio.run(db.run_write(add, db, "taken"))
+
+    async def main() -> list[str | BaseException]:
+        return await asyncio.gather(
+            db.run_write(add, db, "a"),
+            db.run_write(add, db, "taken", on_conflict="ROLLBACK"),
+            db.run_write(add, db, "c"),
+            return_exceptions=True,
+        )
+
+    answers = asyncio.run(main())
+    assert all(isinstance(a, IntegrityError) for a in answers), answers
+    assert notes(db) == ["taken"]
+    assert asyncio.run(db.run_write(add, db, "after")) == "after"
+    assert notes(db) == ["taken", "after"]
+
+
+def test_a_loop_stopped_before_its_commit_leaves_nothing_behind(db: Database) -> None:
+    loop = asyncio.new_event_loop()
+    abandoned = loop.create_task(db.run_write(add, db, "abandoned"))
+    loop.call_soon(loop.stop)  # stops in the turn that queued the write
+    loop.run_forever()
+    abandoned.cancel()
+    loop.close()
+
+    async def main() -> str:
+        return await asyncio.wait_for(db.run_write(add, db, "next"), timeout=10)
+
+    assert asyncio.run(main()) == "next"
+    assert notes(db) == ["next"]
+
+
+REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request")
+
+
+def test_each_call_runs_in_its_own_callers_context(db: Database) -> None:
+    def whose(db: Database) -> str:
+        add(db, REQUEST.get())
+        return REQUEST.get()
+
+    async def caller(name: str) -> str:
+        REQUEST.set(name)
+        return await db.run_write(whose, db)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(caller("first"), caller("second"))
+
+    assert asyncio.run(main()) == ["first", "second"]
+    assert notes(db) == ["first", "second"]
