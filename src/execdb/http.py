@@ -6,6 +6,7 @@ trace, and a database that cannot be reached is a 503 the client may retry.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -119,9 +120,20 @@ async def json_body(request: Request, model: type[Model]) -> Model:
         return model.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        raise InvalidInput(
-            _errors_message([{**e, "loc": ("body", *e["loc"])} for e in errors])
-        ) from None
+    if any(e["type"] == "json_invalid" for e in errors):
+        # Pydantic's parser refuses some JSON that the standard library takes: escaped lone
+        # surrogates (log text decoded with surrogateescape, say; ExecDB keeps such text
+        # with U+FFFD in their place), a byte order mark, UTF-16. Those are not refused.
+        try:
+            decoded = json.loads(body)
+        except (ValueError, RecursionError):  # not JSON to either: pydantic's error says why
+            pass
+        else:
+            try:
+                return model.model_validate(decoded)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False)
+    raise InvalidInput(_errors_message([{**e, "loc": ("body", *e["loc"])} for e in errors]))
 
 
 _DOCUMENTED_BODIES: dict[str, type[BaseModel]] = {}

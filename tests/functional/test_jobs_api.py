@@ -262,3 +262,31 @@ def test_causes_are_listed(server: LiveServer) -> None:
     assert causes["koji.timeout"]["family"] == "koji"
     for code in ("watchdog.timeout", "status_file.missing", "dnf.package_not_found"):
         assert causes[code]["description"]
+
+
+def test_json_that_only_the_standard_library_parses_is_taken(server: LiveServer) -> None:
+    # Escaped lone surrogates (what json.dumps writes for text decoded with surrogateescape),
+    # a byte order mark, UTF-16: JSON all the same, and a report is never lost to them.
+    headers = {"Content-Type": "application/json"}
+    with server.client("admin") as client:
+        bom = client.post(
+            "/api/v1/jobs", content=b"\xef\xbb\xbf" + json.dumps(NEW_JOB).encode(), headers=headers
+        )
+        job = bom.json()
+        running = client.patch(
+            f"/api/v1/jobs/{job['uuid']}",
+            content='{"state": "RUNNING"}'.encode("utf-16"),
+            headers=headers,
+        )
+        finished = client.patch(
+            f"/api/v1/jobs/{job['uuid']}",
+            content=b'{"state": "FINISHED", "details": "log: caf\\udce9 \\ud800!"}',
+            headers=headers,
+        )
+        deep = client.patch(f"/api/v1/jobs/{job['uuid']}", content=b"[" * 100_000, headers=headers)
+    assert bom.status_code == 201, bom.text
+    assert running.status_code == 200, running.text
+    assert finished.status_code == 200, finished.text
+    assert finished.json()["details"] == "log: caf\ufffd \ufffd!"
+    assert deep.status_code == 400
+    assert deep.json()["message"].startswith("the body is not valid JSON: recursion limit")
