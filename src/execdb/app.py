@@ -40,17 +40,21 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 "the database schema is not current: run `execdb db upgrade` first"
             )
         # What start-up built (modules, the routes, SQLAlchemy's and pydantic's machinery)
-        # lives as long as the process: out of the collector's full passes with it. They
+        # stays while the app serves: out of the collector's full passes with it. They
         # otherwise walk its ~130,000 objects about once a second under load, stalling the
-        # event loop for 60-90 ms each time (the p99 of bench/lifecycle.py).
+        # event loop for 60-90 ms each time (the p99 of bench/lifecycle.py). Freezing is
+        # for the whole process; where several apps run in one (the tests), the first to
+        # stop thaws it for all, which costs only time.
         gc.collect()
         gc.freeze()
-        async with AsyncExitStack() as stack:
-            if settings.runs_worker_in_serve:
-                await stack.enter_async_context(background(services))
-            yield
-        gc.unfreeze()
-        services.db.close()
+        try:
+            async with AsyncExitStack() as stack:
+                if settings.runs_worker_in_serve:
+                    await stack.enter_async_context(background(services))
+                yield
+        finally:
+            gc.unfreeze()
+            services.db.close()
 
     app = FastAPIOffline(
         title="ExecDB",
@@ -72,6 +76,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The job routes first, since routes are matched in order and these take nearly all the
     # traffic; and on the application's own router, where matching one is a single look
     # (an included router is matched route by route twice over: once to choose the router).
+    # Not being included, they do not see `app.dependency_overrides` (nothing sets any).
     app.router.routes.extend(jobs_router.routes)
     for router in (health_router, causes_router, stats_router, web.router):
         app.include_router(router)
