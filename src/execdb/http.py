@@ -99,7 +99,8 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 async def json_body(request: Request, model: type[Model]) -> Model:
-    """The request's body as `model`, decoded and checked in one pass by pydantic.
+    """The request's body as `model`, decoded and checked in one pass by pydantic (with the
+    standard library's parser as a fallback, below).
 
     For the routes that take nearly all the traffic: creating jobs and reporting. A FastAPI
     body parameter decodes the JSON with the standard library, parses the Content-Type header
