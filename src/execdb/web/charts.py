@@ -18,6 +18,10 @@ from markupsafe import Markup, escape
 WIDTH = 640
 HEIGHT = 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 30
+# The plot area of `columns` and `lines`, and the y of their x axis.
+PLOT_WIDTH = WIDTH - LEFT - RIGHT
+PLOT_HEIGHT = HEIGHT - TOP - BOTTOM
+BASELINE = TOP + PLOT_HEIGHT
 FONT = 'font-size="12" font-family="system-ui, sans-serif"'
 DASHES = ("", "6 3", "2 3", "10 3 2 3", "1 5", "8 6")
 TEXT = "#1a1a1a"
@@ -60,11 +64,11 @@ def _open(ident: str, title: str, description: str, height: int = HEIGHT) -> lis
     ]
 
 
-def _y_axis(plot_height: float, maximum: float, unit: str) -> list[str]:
+def _y_axis(maximum: float, unit: str) -> list[str]:
     parts = []
     for i in range(5):
         value = maximum * i / 4
-        y = TOP + plot_height - plot_height * i / 4
+        y = BASELINE - PLOT_HEIGHT * i / 4
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{GRID}" stroke-width="1"/>'
@@ -75,11 +79,21 @@ def _y_axis(plot_height: float, maximum: float, unit: str) -> list[str]:
     return parts
 
 
-def _x_labels(labels: Sequence[str], x_of: list[float], baseline: float) -> list[str]:
+def _slots(labels: Sequence[str]) -> tuple[float, list[float]]:
+    """The width of each label's slot along the x axis, and the x of each slot's middle."""
+    slot = PLOT_WIDTH / max(len(labels), 1)
+    return slot, [LEFT + slot * (i + 0.5) for i in range(len(labels))]
+
+
+def _x_axis(labels: Sequence[str], x_of: list[float]) -> list[str]:
+    axis = (
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{BASELINE}" y2="{BASELINE}" '
+        f'stroke="{TEXT}" stroke-width="1"/>'
+    )
     # At most about eight labels, evenly spaced, so that they never overlap.
     every = max(1, math.ceil(len(labels) / 8))
-    return [
-        f'<text x="{x_of[i]:.1f}" y="{baseline + 18:.1f}" text-anchor="middle" '
+    return [axis] + [
+        f'<text x="{x_of[i]:.1f}" y="{BASELINE + 18:.1f}" text-anchor="middle" '
         f'fill="{TEXT}">{escape(labels[i])}</text>'
         for i in range(0, len(labels), every)
     ]
@@ -125,41 +139,33 @@ def columns(
     """Columns, one per label, with the series stacked in their given order."""
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
     maximum = axis_top(max(totals, default=0))
-    plot_width = WIDTH - LEFT - RIGHT
-    plot_height = HEIGHT - TOP - BOTTOM
-    slot = plot_width / max(len(labels), 1)
+    slot, x_of = _slots(labels)
     bar = max(slot * 0.75, 1)
-    x_of = [LEFT + slot * (i + 0.5) for i in range(len(labels))]
     busiest = max(range(len(labels)), key=lambda i: totals[i], default=None)
     description = f"{title}: {_number(sum(totals))} {unit} in all"
     if busiest is not None and totals[busiest]:
         description += f"; the most, {_number(totals[busiest])}, at {labels[busiest]}"
     description += ". " + "; ".join(f"{s.name}: {_number(sum(s.values))}" for s in series)
     svg = _open(ident, title, description)
-    svg += _y_axis(plot_height, maximum, unit)
-    baseline = TOP + plot_height
+    svg += _y_axis(maximum, unit)
     for i, label in enumerate(labels):
         if not totals[i]:
             continue
         parts = ", ".join(f"{s.name} {_number(s.values[i])}" for s in series if s.values[i])
         svg.append(f"<g><title>{escape(label)}: {_number(totals[i])} ({escape(parts)})</title>")
-        y = float(baseline)
+        y = float(BASELINE)
         for s in series:
             value = s.values[i]
             if not value:
                 continue
-            h = plot_height * value / maximum
+            h = PLOT_HEIGHT * value / maximum
             y -= h
             svg.append(
                 f'<rect x="{x_of[i] - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{s.colour}" stroke="#fff" stroke-width="0.5"/>'
             )
         svg.append("</g>")
-    svg.append(
-        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{baseline}" y2="{baseline}" '
-        f'stroke="{TEXT}" stroke-width="1"/>'
-    )
-    svg += _x_labels(labels, x_of, baseline)
+    svg += _x_axis(labels, x_of)
     after = legend(series) if len(series) > 1 else ""
     return _figure(svg, title, caption, after)
 
@@ -175,21 +181,17 @@ def lines(
 ) -> Markup:
     """One line per series over the labels; each line has its own dash pattern."""
     maximum = axis_top(max((v for s in series for v in s.values), default=0))
-    plot_width = WIDTH - LEFT - RIGHT
-    plot_height = HEIGHT - TOP - BOTTOM
-    slot = plot_width / max(len(labels), 1)
-    x_of = [LEFT + slot * (i + 0.5) for i in range(len(labels))]
-    baseline = TOP + plot_height
+    _, x_of = _slots(labels)
 
     def y_of(value: float) -> float:
-        return baseline - plot_height * value / maximum
+        return BASELINE - PLOT_HEIGHT * value / maximum
 
     description = f"{title}. " + "; ".join(
         f"{s.name}: {_number(sum(s.values))} in all, at most {_number(max(s.values, default=0))}"
         for s in series
     )
     svg = _open(ident, title, description)
-    svg += _y_axis(plot_height, maximum, unit)
+    svg += _y_axis(maximum, unit)
     for n, s in enumerate(series):
         points = " ".join(f"{x_of[i]:.1f},{y_of(v):.1f}" for i, v in enumerate(s.values))
         dash = DASHES[n % len(DASHES)]
@@ -205,11 +207,7 @@ def lines(
                     f"<title>{escape(s.name)}, {escape(labels[i])}: {_number(v)}</title></circle>"
                 )
         svg.append("</g>")
-    svg.append(
-        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{baseline}" y2="{baseline}" '
-        f'stroke="{TEXT}" stroke-width="1"/>'
-    )
-    svg += _x_labels(labels, x_of, baseline)
+    svg += _x_axis(labels, x_of)
     return _figure(svg, title, caption, legend(series, lines=True))
 
 
