@@ -44,7 +44,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Engine, Enum, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, Dialect, Engine, Enum, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError
@@ -53,6 +53,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from execdb.config import Settings
+from execdb.prepared import Prepared
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -340,7 +341,9 @@ class _Group:
     group is then `lost`, and no call of it may be answered as if its write were kept.
     """
 
-    SAVEPOINT = "execdb_call"
+    SAVEPOINT = Prepared(text("SAVEPOINT execdb_call"))
+    ROLLBACK_TO = Prepared(text("ROLLBACK TO execdb_call"))
+    RELEASE = Prepared(text("RELEASE execdb_call"))
 
     def __init__(self, db: Database, conn: Connection) -> None:
         self._db = db
@@ -370,34 +373,31 @@ class _Group:
             return
         if self._transaction is None:
             self._begin()
-        self._execute(f"SAVEPOINT {self.SAVEPOINT}")
+        self._execute(self.SAVEPOINT)
         try:
             yield conn
         except BaseException:
             if self._still_open():
-                self._execute(f"ROLLBACK TO {self.SAVEPOINT}")
-                self._execute(f"RELEASE {self.SAVEPOINT}")
+                self._execute(self.ROLLBACK_TO)
+                self._execute(self.RELEASE)
             raise
-        self._execute(f"RELEASE {self.SAVEPOINT}")
+        self._execute(self.RELEASE)
 
     def _still_open(self) -> bool:
-        raw = self._conn.connection.driver_connection
-        if not (isinstance(raw, sqlite3.Connection) and raw.in_transaction):
-            self.lost = True
+        try:
+            raw = self._conn.connection.driver_connection
+            open_ = isinstance(raw, sqlite3.Connection) and raw.in_transaction
+        except Exception:  # a connection SQLAlchemy dropped (invalidated) after an error
+            open_ = False
+        self.lost = self.lost or not open_
         return not self.lost
 
-    def _execute(self, sql: str) -> None:
-        """A statement straight to the driver (cheaper than SQLAlchemy's execution path),
-        failing with the exceptions SQLAlchemy would raise (a 503, not a 500)."""
-        raw = self._conn.connection.driver_connection
-        assert isinstance(raw, sqlite3.Connection)
+    def _execute(self, statement: Prepared) -> None:
         try:
-            raw.execute(sql)
-        except sqlite3.Error as exc:
-            self.lost = self.lost or not raw.in_transaction
-            raise DBAPIError.instance(
-                sql, None, exc, sqlite3.Error, dialect=self._conn.dialect
-            ) from exc
+            statement.execute(self._conn, {})  # SQLAlchemy's exceptions: an outage is a 503
+        except DBAPIError:
+            self._still_open()
+            raise
 
     def _begin(self) -> None:
         with ExitStack() as turn:
