@@ -123,22 +123,6 @@ def test_a_read_in_the_group_sees_the_writes_before_it(db: Database) -> None:
     assert seen == ["first"]
 
 
-def test_no_answer_before_the_commit(db: Database) -> None:
-    seen_by_answer: list[list[str]] = []
-
-    async def main() -> None:
-        await db.run_write(add, db, "kept")
-        # Another connection (a second process, say) sees what the answer announced.
-        other = Database(db.settings)
-        try:
-            seen_by_answer.append(notes(other))
-        finally:
-            other.close()
-
-    asyncio.run(main())
-    assert seen_by_answer == [["kept"]]
-
-
 def test_a_call_whose_request_is_gone_is_not_run(db: Database) -> None:
     async def main() -> None:
         gone = asyncio.ensure_future(db.run_write(add, db, "gone"))
