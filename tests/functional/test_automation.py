@@ -346,6 +346,32 @@ def test_a_failed_delivery_is_tried_again_with_backoff_and_shows(
     assert (hook["status"], hook["attempts"], hook["last_error"]) == ("delivered", 2, None)
 
 
+def test_a_worker_whose_lease_ran_out_records_no_failure(
+    make_server: StartServer, mail: MailReceiver, hooks: WebhookReceiver
+) -> None:
+    """Only the holder of the current lease records a failure: the late news of a worker
+    whose lease ran out must not undo what the worker now holding the delivery is doing."""
+    server = notifying(make_server, mail, hooks)
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+    crash(server, job["uuid"], blame="TASK", cause="task.exception")
+    outbox = server.services.outbox
+    now = utcnow()
+    (first,) = outbox.lease("first", now, now)
+    later = now + server.settings.delivery.lease + timedelta(seconds=1)
+    (second,) = outbox.lease("second", later, later)
+    assert second["id"] == first["id"]
+
+    assert outbox.failed(first, "timed out (first worker)", later) is True
+    (held,) = deliveries(server, job["uuid"])
+    assert (held["status"], held["attempts"], held["last_error"]) == ("pending", 2, None)
+    assert outbox.lease("third", later, later) == []  # still the second worker's
+
+    outbox.failed(second, "refused (second worker)", later)
+    (held,) = deliveries(server, job["uuid"])
+    assert held["last_error"] == "refused (second worker)"
+
+
 # --- dispatch ----------------------------------------------------------------------------
 
 
