@@ -12,16 +12,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from execdb import __version__, migrations
-from execdb.automation.worker import background
-from execdb.causes.api import router as causes_router
+from execdb.api import jobs as jobs_api
+from execdb.api.causes import router as causes_router
+from execdb.api.health import router as health_router
+from execdb.api.stats import router as stats_router
 from execdb.config import Settings, load_settings
 from execdb.errors import DatabaseNotReady
-from execdb.health import router as health_router
-from execdb.http import BodyLimitMiddleware, body_components, register_handlers
-from execdb.jobs.api import router as jobs_router
+from execdb.http import BodyLimitMiddleware, own_body_components, register_handlers
 from execdb.services import Services
-from execdb.stats.api import router as stats_router
 from execdb.web import views as web
+from execdb.worker import background
 
 DESCRIPTION = """\
 ExecDB keeps the execution state of every test job: triggers create jobs, executors switch
@@ -41,8 +41,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             )
         # What start-up built (modules, the routes, SQLAlchemy's and pydantic's machinery)
         # stays while the app serves: out of the collector's full passes with it. They
-        # otherwise walk its ~130,000 objects about once a second under load, stalling the
-        # event loop for 60-90 ms each time (the p99 of bench/lifecycle.py). Freezing is
+        # otherwise walk its objects about once a second under load, stalling the event loop
+        # each time: that was the p99 of bench/lifecycle.py (docs/benchmarks.md). Freezing is
         # for the whole process; where several apps run in one (the tests), the first to
         # stop thaws it for all, which costs only time.
         gc.collect()
@@ -74,10 +74,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     register_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # The job routes first, since routes are matched in order and these take nearly all the
-    # traffic; and on the application's own router, where matching one is a single look
-    # (an included router is matched route by route twice over: once to choose the router).
-    # Not being included, they do not see `app.dependency_overrides` (nothing sets any).
-    app.router.routes.extend(jobs_router.routes)
+    # traffic.
+    jobs_api.own_body.add_to(app)
     for router in (health_router, causes_router, stats_router, web.router):
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
@@ -105,7 +103,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 for code, response in responses.items():
                     if code[0] in "45":
                         response["content"] = error
-        for name, body in body_components().items():
+        for name, body in own_body_components(app).items():
             schema["components"]["schemas"].setdefault(name, body)
         for name in ("HTTPValidationError", "ValidationError"):
             schema["components"]["schemas"].pop(name, None)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from execdb.automation.worker import Tick, Worker
 from execdb.db import utcnow
+from execdb.worker import Tick, Worker
+from tests.doubles import RecordingSenders
 from tests.helpers import events, job_in, report
 from tests.live import LiveServer
 from tests.receivers import MailReceiver, WebhookReceiver
@@ -370,6 +371,32 @@ def test_a_worker_whose_lease_ran_out_records_no_failure(
     outbox.failed(second, "refused (second worker)", later)
     (held,) = deliveries(server, job["uuid"])
     assert held["last_error"] == "refused (second worker)"
+
+
+def test_a_delivery_that_fails_unexpectedly_does_not_stop_the_others(
+    make_server: StartServer, mail: MailReceiver, hooks: WebhookReceiver
+) -> None:
+    server = notifying(make_server, mail, hooks)
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+    crash(server, job["uuid"], blame="TASKOTRON", cause="minion.timeout")
+
+    def fails(delivery: Mapping[str, Any]) -> None:
+        if delivery["sink"] == "email":
+            raise RuntimeError("a bug in the e-mail sender")
+
+    senders = RecordingSenders(fails)
+
+    async def once() -> Tick:
+        async with Worker(server.services, name="test", sender_for=senders) as worker:
+            return await worker.tick(utcnow())
+
+    assert asyncio.run(once()) == Tick(delivered=1, failed=1)
+    assert [d["sink"] for d in senders.sent] == ["webhook:ops"]
+    sent = {d["sink"]: d for d in deliveries(server, job["uuid"])}
+    assert sent["webhook:ops"]["status"] == "delivered"
+    assert sent["email"]["status"] == "pending"
+    assert sent["email"]["last_error"] == "RuntimeError: a bug in the e-mail sender"
 
 
 # --- dispatch ----------------------------------------------------------------------------

@@ -211,7 +211,7 @@ def test_db_current_and_upgrade(backend: str, on_backend: Execdb, tmp_path: Path
 
 
 def migrate(url: str) -> None:
-    engine = make_engine(Settings(database_url=url))
+    engine = make_engine(Settings(database_url=url).effective_database_url)
     try:
         migrations.upgrade(engine)
     finally:

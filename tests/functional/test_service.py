@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from execdb.prepared import Prepared
 from tests.conftest import Databases
 from tests.helpers import create_job
 from tests.live import LiveServer
@@ -111,3 +112,37 @@ def test_api_docs_work_offline(server: LiveServer) -> None:
     assert all(url.startswith("/") for url in assets), f"external assets: {assets}"
     assert set(fetched.values()) == {200}, fetched
     assert "/api/v1/jobs/{job_uuid}" in schema.json()["paths"]
+
+
+def test_the_document_describes_the_bodies_of_the_hot_routes(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, method, body in (
+        ("/api/v1/jobs", "post", "JobCreate"),
+        ("/api/v1/jobs/{job_uuid}", "patch", "JobReport"),
+    ):
+        content = document["paths"][path][method]["requestBody"]["content"]
+        assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{body}"}
+        assert body in schemas
+    assert {"state", "executor", "blame", "cause", "details"} <= set(
+        schemas["JobReport"]["properties"]
+    )
+    assert {"task", "item", "item_type", "trigger_data"} <= set(schemas["JobCreate"]["properties"])
+
+
+def test_the_speed_measures_can_be_switched_off_to_compare(make_server) -> None:  # type: ignore[no-untyped-def]
+    """docs/architecture.md: group commit and the prepared statements are settings, so that a
+    benchmark can measure what each is worth; without them a job's life is the same."""
+    server: LiveServer = make_server(group_commit=False, prepared_statements=False)
+    try:
+        with server.client("both") as client:
+            job = create_job(client)
+            for body in ({"state": "RUNNING"}, {"state": "CRASHED", "cause": "koji.timeout"}):
+                answer = client.patch(f"/api/v1/jobs/{job['uuid']}", json=body)
+                assert answer.status_code == 200, answer.text
+            events = client.get(f"/api/v1/jobs/{job['uuid']}/events").json()["data"]
+        assert answer.json()["blame"] == "THIRD_PARTY"
+        assert [e["to_state"] for e in events] == ["SCHEDULED", "RUNNING", "CRASHED"]
+    finally:
+        Prepared.enabled = True

@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.service import Actor
+from execdb.vocabulary import Actor
 from tests.live import LiveServer
 
 ACTOR = Actor("test-seed")

@@ -13,7 +13,7 @@ from execdb.causes.catalogue import (
     load_catalogue,
     render_markdown,
 )
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 DOCS = Path(__file__).parents[2] / "docs" / "causes.md"
 

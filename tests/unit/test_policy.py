@@ -14,7 +14,7 @@ from execdb.automation.settings import Backoff, NotifySettings, RetrySettings, W
 from execdb.automation.watchdog import verdict
 from execdb.causes.catalogue import load_catalogue
 from execdb.config import SettingsError, load_settings
-from execdb.jobs.states import Blame, State
+from execdb.vocabulary import Blame, State
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CATALOGUE = load_catalogue()

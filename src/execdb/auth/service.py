@@ -4,9 +4,10 @@ A token's secret is 256 random bits, so a plain SHA-256 is enough to store it sa
 password hash buys nothing against a secret nobody can guess) and lets a request be
 authenticated with one indexed look-up.
 
-That look-up was a fifth of the cost of a report, so a process remembers the tokens it has
-recognised for `cache_seconds` (10 s by default). Revoking through this process takes effect
-at once; a revocation made elsewhere (the command line, another server) within that time.
+That look-up was a large share of the cost of a report (docs/benchmarks.md), so a process
+remembers the tokens it has recognised for `cache_seconds` (10 s by default). Revoking
+through this process takes effect at once; a revocation made elsewhere (the command line,
+another server) within that time.
 Unknown secrets are never remembered, so a new token works at once everywhere.
 """
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from execdb.automation.settings import NotifySettings, RetrySettings
 from execdb.causes.catalogue import Catalogue
-from execdb.jobs.states import State
+from execdb.vocabulary import State
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from execdb.causes.catalogue import in_family
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 CODE_MAX_LENGTH = 100
