@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,3 +82,7 @@ def make_tokens(services: Services) -> dict[str, str]:
     tokens["revoked"] = services.tokens.create("test-revoked", ["admin"], now)[1]
     services.tokens.revoke("test-revoked", now)
     return tokens
+
+
+# The `make_server` fixture: starts a server with the given settings on a fresh database.
+StartServer = Callable[..., LiveServer]

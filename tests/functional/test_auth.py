@@ -8,7 +8,7 @@ import pytest
 from execdb.app import create_app
 from execdb.config import Settings
 from tests.helpers import create_job, job_in
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # The scope each write route needs; a new route fails test_every_write_route_is_listed.
@@ -136,7 +136,7 @@ def test_reads_are_public_by_default(server: LiveServer) -> None:
             assert anonymous.get(path).status_code == 200, path
 
 
-def test_reads_can_require_a_token(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_reads_can_require_a_token(make_server: StartServer) -> None:
     server: LiveServer = make_server(require_token_for_reads=True)
     with server.client("admin") as admin:
         job = create_job(admin)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,10 +20,8 @@ from execdb.db import utcnow
 from execdb.worker import Tick, Worker
 from tests.doubles import RecordingSenders
 from tests.helpers import events, job_in, report
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 from tests.receivers import MailReceiver, WebhookReceiver
-
-StartServer = Callable[..., LiveServer]
 
 
 def tick(server: LiveServer, later: timedelta = timedelta(0)) -> Tick:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.helpers import NEW_JOB, create_job, events, job_in, report
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 
 
 def test_create_answers_the_job_with_links(server: LiveServer) -> None:
@@ -224,7 +224,7 @@ def test_a_report_that_does_not_fit_its_state_is_400(
     assert len(history) == 2, "an invalid request is not a report and changes nothing"
 
 
-def test_long_details_keep_head_and_tail(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_long_details_keep_head_and_tail(make_server: StartServer) -> None:
     server: LiveServer = make_server(details_max_bytes=4096)
     details = "HEAD" + "é" * 10_000 + "TAIL"
     with server.client("admin") as client:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from execdb.prepared import Prepared
 from tests.conftest import Databases
 from tests.helpers import create_job
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 from tests.pgcluster import PostgresCluster
 
 
@@ -23,7 +23,7 @@ def test_health_and_readiness(server: LiveServer) -> None:
     assert ready.json()["status"] == "ok"
 
 
-def test_readiness_fails_when_the_schema_is_not_current(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_readiness_fails_when_the_schema_is_not_current(make_server: StartServer) -> None:
     server: LiveServer = make_server()
     with server.services.db.write() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
@@ -36,7 +36,7 @@ def test_readiness_fails_when_the_schema_is_not_current(make_server) -> None:  #
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_a_body_over_the_limit_is_413(make_server, chunked: bool) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_over_the_limit_is_413(make_server: StartServer, chunked: bool) -> None:
     server: LiveServer = make_server(max_body_bytes=2048)
     body = b'{"task": "t", "item": "i", "item_type": "k", "trigger_data": {"x": "%s"}}' % (
         b"y" * 4096
@@ -70,8 +70,8 @@ def test_errors_are_json_without_traces(server: LiveServer) -> None:
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_an_unreachable_database_is_503_and_recovers(
-    backend: str, databases: Databases, pg_cluster: PostgresCluster, make_server
-) -> None:  # type: ignore[no-untyped-def]
+    backend: str, databases: Databases, pg_cluster: PostgresCluster, make_server: StartServer
+) -> None:
     server: LiveServer = make_server()
     name = server.settings.effective_database_url.rsplit("/", 1)[1]
     with server.client("admin") as client:
@@ -131,7 +131,7 @@ def test_the_document_describes_the_bodies_of_the_hot_routes(server: LiveServer)
     assert {"task", "item", "item_type", "trigger_data"} <= set(schemas["JobCreate"]["properties"])
 
 
-def test_the_speed_measures_can_be_switched_off_to_compare(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_speed_measures_can_be_switched_off_to_compare(make_server: StartServer) -> None:
     """docs/architecture.md: group commit and the prepared statements are settings, so that a
     benchmark can measure what each is worth; without them a job's life is the same."""
     server: LiveServer = make_server(group_commit=False, prepared_statements=False)
