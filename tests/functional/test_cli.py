@@ -272,6 +272,8 @@ def test_token_errors(execdb: Execdb, tmp_path: Path) -> None:
     embedded = execdb.using(EXECDB_DATA_DIR=tmp_path / "data")
     bad_name = failed_cleanly(embedded("token", "create", "bad name", "--scope", "report"))
     assert "'bad name' is not a usable token name" in bad_name
+    newline = failed_cleanly(embedded("token", "create", "bot\n", "--scope", "report"))
+    assert "'bot\\n' is not a usable token name" in newline
 
     no_scope = usage_error(embedded("token", "create", "ci"))
     assert "the following arguments are required: --scope" in no_scope
