@@ -140,12 +140,13 @@ async def json_body(request: Request, model: type[Model]) -> Model:
 _DOCUMENTED_BODIES: dict[str, type[BaseModel]] = {}
 
 
-def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+def json_body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     """The OpenAPI requestBody of a route that reads its body with `json_body(model)`; the
     application adds the model's schema to the document's components (`body_components`)."""
     _DOCUMENTED_BODIES[model.__name__] = model
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+    content = {"application/json": {"schema": ref}}
+    return {"requestBody": {"required": required, "content": content}}
 
 
 def body_components() -> dict[str, Any]:
