@@ -16,11 +16,13 @@ from execdb.automation.worker import background
 from execdb.causes.api import router as causes_router
 from execdb.config import Settings, load_settings
 from execdb.errors import DatabaseNotReady
+from execdb.headers import ResponseHeaders
 from execdb.health import router as health_router
 from execdb.http import BodyLimitMiddleware, body_components, register_handlers
 from execdb.jobs.api import router as jobs_router
 from execdb.services import Services
 from execdb.stats.api import router as stats_router
+from execdb.web import apidocs
 from execdb.web import views as web
 
 DESCRIPTION = """\
@@ -61,7 +63,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        static_url="/static/apidocs",
+        # Swagger UI's files only: /docs is ExecDB's own page (web/apidocs.py), and ReDoc,
+        # which styles itself with inline <style>, is left out.
+        docs_url=None,
+        redoc_url=None,
+        static_url=apidocs.STATIC_URL,
         telemetry={
             "tracing": settings.telemetry,
             "metrics": settings.telemetry,
@@ -71,6 +77,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Outside even Starlette's error middleware, so that a 500 carries the headers too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: ResponseHeaders(build_stack())  # type: ignore[method-assign]
     register_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # The job routes first, since routes are matched in order and these take nearly all the
@@ -78,7 +87,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # (an included router is matched route by route twice over: once to choose the router).
     # Not being included, they do not see `app.dependency_overrides` (nothing sets any).
     app.router.routes.extend(jobs_router.routes)
-    for router in (health_router, causes_router, stats_router, web.router):
+    for router in (health_router, causes_router, stats_router, web.router, apidocs.router):
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
     return app
