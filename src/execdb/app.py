@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
-from execdb import __version__, migrations
+from execdb import __version__, accesslog, migrations
 from execdb.automation.worker import background
 from execdb.causes.api import router as causes_router
 from execdb.config import Settings, load_settings
@@ -34,6 +34,7 @@ their state, and a crash says who is to blame and why. Writes need
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or Services.build(settings)
+    accesslog.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -77,7 +77,12 @@ def _errors_message(errors: Sequence[Mapping[str, Any]]) -> str:
         if kind == "extra_forbidden":
             msg = "unknown field" if loc and loc[0] == "body" else "unknown parameter"
         given = error.get("input")
-        if isinstance(given, str | int | float) and len(str(given)) <= 80:
+        # An unknown parameter's value is not repeated: it may be a secret (`?token=...`).
+        if (
+            kind != "extra_forbidden"
+            and isinstance(given, str | int | float)
+            and len(str(given)) <= 80
+        ):
             msg = f"{msg} (got {given!r})"
         field = _field(loc)
         # Model-level checks name their field themselves ("blame: only a CRASHED ...").

@@ -476,7 +476,15 @@ def test_tokens_never_appear_in_the_logs(
             ("POST", "/api/v1/jobs?x=1", 401): client.post(
                 "/api/v1/jobs?x=1", json=NEW_JOB, headers={"Authorization": secret}
             ).status_code,
+            # A token pasted into the URL is not used, and its value is never written.
+            ("GET", "/api/v1/jobs?token=REDACTED", 400): (
+                in_query := client.get(f"/api/v1/jobs?token={secret}")
+            ).status_code,
+            ("GET", f"{path}?state=x&Access_Token=REDACTED", 200): client.get(
+                f"{path}?state=x&Access_Token={FAKE_SECRET}"
+            ).status_code,
         }
+    assert in_query.json()["message"] == "token: unknown parameter", "nor echoed"
     assert {key: key[2] for key in statuses} == statuses
     assert_stopped_cleanly(served, signum)
 
