@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from execdb import migrations
 from execdb.app import create_app
@@ -35,7 +36,7 @@ class LiveServer:
         port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            create_app(self.settings, self.services),
+            self.app(),
             log_level="warning",
             access_log=False,
             lifespan="on",
@@ -51,6 +52,9 @@ class LiveServer:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
         return self
+
+    def app(self) -> FastAPI:
+        return create_app(self.settings, self.services)
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:

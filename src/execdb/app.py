@@ -11,15 +11,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
-from execdb import __version__, migrations
+from execdb import __version__, accesslog, migrations
 from execdb.api import jobs as jobs_api
 from execdb.api.causes import router as causes_router
 from execdb.api.health import router as health_router
 from execdb.api.stats import router as stats_router
 from execdb.config import Settings, load_settings
 from execdb.errors import DatabaseNotReady
+from execdb.headers import ResponseHeaders
 from execdb.http import BodyLimitMiddleware, own_body_components, register_handlers
 from execdb.services import Services
+from execdb.web import apidocs
 from execdb.web import views as web
 from execdb.worker import background
 
@@ -32,6 +34,7 @@ their state, and a crash says who is to blame and why. Writes need
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or Services.build(settings)
+    accesslog.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +64,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        static_url="/static/apidocs",
+        # Swagger UI's files only: /docs is ExecDB's own page (web/apidocs.py), and ReDoc,
+        # which styles itself with inline <style>, is left out.
+        docs_url=None,
+        redoc_url=None,
+        static_url=apidocs.STATIC_URL,
         telemetry={
             "tracing": settings.telemetry,
             "metrics": settings.telemetry,
@@ -71,12 +78,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Outside even Starlette's error middleware, so that a 500 carries the headers too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: ResponseHeaders(build_stack())  # type: ignore[method-assign]
     register_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # The job routes first, since routes are matched in order and these take nearly all the
     # traffic.
     jobs_api.own_body.add_to(app)
-    for router in (health_router, causes_router, stats_router, web.router):
+    for router in (health_router, causes_router, stats_router, web.router, apidocs.router):
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
     return app

@@ -53,7 +53,12 @@ def _errors_message(errors: Sequence[Mapping[str, Any]]) -> str:
         if kind == "extra_forbidden":
             msg = "unknown field" if loc and loc[0] == "body" else "unknown parameter"
         given = error.get("input")
-        if isinstance(given, str | int | float) and len(str(given)) <= 80:
+        # An unknown parameter's value is not repeated: it may be a secret (`?token=...`).
+        if (
+            kind != "extra_forbidden"
+            and isinstance(given, str | int | float)
+            and len(str(given)) <= 80
+        ):
             msg = f"{msg} (got {given!r})"
         field = _field(loc)
         # Model-level checks name their field themselves ("blame: only a CRASHED ...").
@@ -127,11 +132,12 @@ class OwnBodyRoutes:
         self.router = router
         self._bodies: dict[str, type[BaseModel]] = {}
 
-    def body(self, model: type[BaseModel]) -> dict[str, Any]:
+    def body(self, model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
         """The OpenAPI requestBody of a route that reads its body with `json_body(model)`."""
         self._bodies[model.__name__] = model
         ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-        return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+        content = {"application/json": {"schema": ref}}
+        return {"requestBody": {"required": required, "content": content}}
 
     def components(self) -> dict[str, Any]:
         """The component schemas of the bodies declared with `body`."""

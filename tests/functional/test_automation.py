@@ -289,6 +289,46 @@ def test_a_task_crash_mails_the_task_maintainers(
     assert "rpm-maintainers@example.org, packager@example.org" in page
 
 
+def test_bad_trigger_contacts_are_left_out_shown_and_the_rest_mailed(
+    make_server: StartServer, mail: MailReceiver
+) -> None:
+    server = start(
+        make_server,
+        notify={
+            "contacts": {"rpm*": ["rpm-maintainers@example.org"]},
+            "max_contacts": 3,
+            "smtp": {"host": "127.0.0.1", "port": mail.port},
+        },
+    )
+    contacts = [
+        "packager@example.org",
+        "evil@example.org\r\nBcc: everyone@example.org",
+        "Co-Packager@EXAMPLE.org",
+        "fourth@example.org",
+    ]
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING", trigger_data={"contacts": contacts})
+    crash(server, job["uuid"], cause="task.exception")
+    done = tick(server)
+    assert (done.delivered, done.failed) == (1, 0)
+    mail.wait_for(1)
+    assert mail.envelopes == [
+        ["rpm-maintainers@example.org", "packager@example.org", "Co-Packager@example.org"]
+    ]
+    (sent,) = deliveries(server, job["uuid"])
+    assert sent["status"] == "delivered"
+    dropped = sent["payload"]["dropped_contacts"]
+    assert len(dropped) == 2
+    assert dropped[0].startswith(
+        "'evil@example.org\\r\\nBcc: everyone@example.org' is not an e-mail address: "
+    )
+    assert dropped[1] == "1 more contact(s): only the first 3 are used (the max_contacts setting)"
+    with server.client() as client:
+        page = client.get(f"/jobs/{job['uuid']}").text
+    assert "Contact left out: &#39;evil@example.org\\r\\nBcc: everyone@example.org&#39;" in page
+    assert "Contact left out: 1 more contact(s): only the first 3 are used" in page
+
+
 def test_third_party_crashes_reach_the_admins_only_once_retries_are_exhausted(
     make_server: StartServer, mail: MailReceiver, hooks: WebhookReceiver
 ) -> None:

@@ -54,6 +54,12 @@ def test_a_redelivered_message_gives_the_same_job(server: LiveServer) -> None:
         (NEW_JOB | {"task": ""}, "task"),
         (NEW_JOB | {"task": " rpmlint"}, "task"),
         (NEW_JOB | {"item": "a\nb"}, "item"),
+        (NEW_JOB | {"item": "xchat\u2028evil"}, "item"),
+        (NEW_JOB | {"task": "rpm\x85lint"}, "task"),
+        (NEW_JOB | {"item": "xchat-2.8.8-21\u202e04cf"}, "item"),
+        (NEW_JOB | {"item_type": "koji\u2066_build"}, "item_type"),
+        (NEW_JOB | {"arch": "x86\u2029_64"}, "arch"),
+        (NEW_JOB | {"msg_id": "2026\u200f-abc"}, "msg_id"),
         (NEW_JOB | {"arch": 5}, "arch"),
         (NEW_JOB | {"task": "x" * 256}, "task"),
         (NEW_JOB | {"trigger_data": [1, 2]}, "trigger_data"),
@@ -188,7 +194,9 @@ def test_an_unknown_cause_is_kept_with_a_warning(server: LiveServer) -> None:
     assert "catalogue" in history[-1]["message"]
 
 
-@pytest.mark.parametrize("cause", ["Koji.Timeout", "koji", "koji..x", "koji.time out", "k" * 101])
+@pytest.mark.parametrize(
+    "cause", ["Koji.Timeout", "koji", "koji..x", "koji.time out", "k" * 101, "koji.timeout\n"]
+)
 def test_a_malformed_cause_is_400_and_changes_nothing(server: LiveServer, cause: str) -> None:
     with server.client("admin") as client:
         job = job_in(client, "RUNNING")

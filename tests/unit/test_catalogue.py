@@ -104,6 +104,7 @@ def test_codes_and_families() -> None:
     assert not is_valid_code("koji")
     assert not is_valid_code("koji.")
     assert not is_valid_code("Koji.timeout")
+    assert not is_valid_code("koji.timeout\n")
     assert in_family("koji.timeout", "koji")
     assert in_family("koji", "koji")
     assert not in_family("kojihub.timeout", "koji")

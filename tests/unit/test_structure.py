@@ -15,7 +15,10 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "execdb"
 # The client is at the bottom: it imports nothing of the server, so executors can use it alone.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundations", frozenset({"", "vocabulary", "client"})),
-    ("plumbing", frozenset({"ids", "errors", "prepared", "paging", "db", "http"})),
+    (
+        "plumbing",
+        frozenset({"ids", "errors", "prepared", "paging", "db", "http", "headers", "accesslog"}),
+    ),
     ("domains", frozenset({"auth", "causes", "jobs", "automation", "stats", "classify"})),
     (
         "composition",

@@ -30,7 +30,7 @@ from execdb.db import Database
 from execdb.errors import InvalidInput, NotFound
 
 SCOPES = ("create", "report", "admin")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}\Z")  # \Z: no final newline
 RESERVED_NAMES = frozenset({"execdb"})  # the actor name of ExecDB's own reports
 PREFIX = "execdb_"
 
@@ -76,7 +76,7 @@ class TokenService:
 
     def create(self, name: str, scopes: Iterable[str], now: datetime) -> tuple[Token, str]:
         """A new token and its secret; the secret is shown once and never stored."""
-        if not NAME_RE.match(name) or name in RESERVED_NAMES:
+        if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
             raise InvalidInput(
                 f"name: {name!r} is not a usable token name (letters, digits and ._@+-, "
                 "at most 100; 'execdb' is reserved)"

@@ -50,7 +50,8 @@ class Reactions:
     def crashed(self, conn: Connection, job: JobRow, retry: RetryDecision, now: datetime) -> None:
         """Queue the notifications of a crash (the job as it now is)."""
         pending = retry.retry_at is not None
-        to = recipients(job, self.notify, retry_pending=pending)
+        decided = recipients(job, self.notify, retry_pending=pending)
+        to = decided.to
         if not to:
             return
         cause = self.catalogue.get(job["cause"]) if job["cause"] else None
@@ -62,6 +63,7 @@ class Reactions:
                 "at": retry.retry_at.isoformat() if retry.retry_at else None,
                 "reason": retry.reason,
             },
+            "dropped_contacts": decided.dropped,
         }
         # One e-mail to all its addresses, one POST to each webhook.
         emails = [r for r in to if webhook_name(r) is None]

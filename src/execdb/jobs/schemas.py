@@ -22,8 +22,13 @@ from execdb.jobs.states import misplaced_fields
 from execdb.jobs.text import is_unicode, storable_json, storable_text
 from execdb.vocabulary import Blame, Outcome, State
 
-# One line of printable text, no surrounding blanks: names that people type and search for.
-_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+# One line of text that shows as it is, no surrounding blanks: names that people type and
+# search for. Refused: control characters (Unicode category Cc, U+0085 included), line and
+# paragraph separators (U+2028, U+2029), and the bidirectional controls that reorder what
+# follows them on screen (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069). Written
+# with escapes that Python, Rust (pydantic) and ECMAScript (the OpenAPI document) all read.
+_UNSHOWABLE = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_NAME_PATTERN = rf"^[^\s{_UNSHOWABLE}](?:[^{_UNSHOWABLE}]*[^\s{_UNSHOWABLE}])?$"
 
 
 def _unicode(value: str) -> str:
