@@ -10,6 +10,7 @@ from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
 from execdb.config import Settings
 from execdb.db import Database
+from execdb.jobs.limits import Limits
 from execdb.jobs.service import JobService
 from execdb.stats.service import StatsService
 
@@ -35,7 +36,12 @@ class Services:
             jobs=JobService(
                 db,
                 catalogue,
-                details_max_bytes=settings.details_max_bytes,
+                limits=Limits(
+                    details_max_bytes=settings.details_max_bytes,
+                    executor_max_bytes=settings.executor_max_bytes,
+                    trigger_data_max_bytes=settings.trigger_data_max_bytes,
+                    history_payload_max_bytes=settings.history_payload_max_bytes,
+                ),
                 reactions=Reactions(settings, catalogue),
             ),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),

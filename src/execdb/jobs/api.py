@@ -39,7 +39,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         400: "Invalid input; the message names the field.",
         401: "No token, or an unknown or revoked one.",
         403: "The token lacks the scope.",
-        413: "Body too large.",
+        413: "The body, or its executor or trigger_data, is too large; the message names it.",
         503: "Database unavailable; retry.",
     }.items()
 }

@@ -26,6 +26,7 @@ from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import JobNotFound, TransitionRefused
 from execdb.ids import uuid7
+from execdb.jobs.limits import Limits, check_size, shortened
 from execdb.jobs.models import Job, JobEvent
 from execdb.jobs.schemas import JobCreate, JobReport
 from execdb.jobs.search import JobSearch, as_is, conditions, unseekable
@@ -126,16 +127,17 @@ class JobService:
         db: Database,
         catalogue: Catalogue,
         *,
-        details_max_bytes: int,
+        limits: Limits | None = None,
         reactions: Reactions | None = None,
     ) -> None:
         self.db = db
         self.catalogue = catalogue
-        self.details_max_bytes = details_max_bytes
+        self.limits = limits or Limits()
         self.reactions = reactions
 
     def create(self, new: JobCreate, actor: Actor, now: datetime) -> tuple[JobRow, bool]:
         """The new job and True, or the job already made for this message and False."""
+        check_size("trigger_data", new.trigger_data, self.limits.trigger_data_max_bytes)
         key = dedup_key(new)
         if key is not None and (existing := self._by_dedup_key(key)) is not None:
             return existing, False
@@ -200,14 +202,15 @@ class JobService:
         it or the predicate is false of it once locked: the answer is None and nothing is
         recorded.
         """
+        check_size("executor", report.executor, self.limits.executor_max_bytes)
         warnings: list[str] = []
         details = report.details
         if details is not None:
-            details, omitted = shorten(details, self.details_max_bytes)
+            details, omitted = shorten(details, self.limits.details_max_bytes)
             if omitted:
                 warnings.append(
                     f"details: {omitted} bytes in the middle were left out to fit the "
-                    f"{self.details_max_bytes}-byte limit"
+                    f"{self.limits.details_max_bytes}-byte limit"
                 )
         blame = report.blame
         if report.state == State.CRASHED:
@@ -251,6 +254,10 @@ class JobService:
             payload = report.model_dump(mode="json", exclude_none=True)
             if details is not None:
                 payload["details"] = details
+            if outcome in (Outcome.REFUSED, Outcome.REPEATED):
+                # Recorded whatever it holds, and it changed nothing: a flood of them must
+                # not make the history (and every page of it) grow by megabytes.
+                payload = shortened(payload, self.limits.history_payload_max_bytes)
             _INSERT_EVENT.execute(
                 conn,
                 {
