@@ -251,13 +251,7 @@ class JobService:
                 if retry is not None and report.state == State.CRASHED:
                     assert self.reactions is not None
                     self.reactions.crashed(conn, job, retry, now)
-            payload = report.model_dump(mode="json", exclude_none=True)
-            if details is not None:
-                payload["details"] = details
-            if outcome in (Outcome.REFUSED, Outcome.REPEATED):
-                # Recorded whatever it holds, and it changed nothing: a flood of them must
-                # not make the history (and every page of it) grow by megabytes.
-                payload = shortened(payload, self.limits.history_payload_max_bytes)
+            payload = self._history_payload(report, details, outcome)
             _INSERT_EVENT.execute(
                 conn,
                 {
@@ -276,6 +270,18 @@ class JobService:
             assert message is not None
             raise TransitionRefused(message, uuid=str(job_uuid), state=before)
         return Reported(job, outcome, warnings)
+
+    def _history_payload(
+        self, report: JobReport, details: str | None, outcome: Outcome
+    ) -> dict[str, Any]:
+        payload = report.model_dump(mode="json", exclude_none=True)
+        if details is not None:
+            payload["details"] = details
+        if outcome in (Outcome.REFUSED, Outcome.REPEATED):
+            # Recorded whatever it holds, and it changed nothing: a flood of them must not
+            # make the history (and every page of it) grow by megabytes.
+            payload = shortened(payload, self.limits.history_payload_max_bytes)
+        return payload
 
     def _lock(self, conn: Connection, job_uuid: uuid.UUID) -> JobRow:
         job = _JOB_TO_UPDATE.one_or_none(conn, {"uuid": job_uuid})
