@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         description="What the history keeps of a refused or repeated report: larger ones "
         "are shortened (details head and tail, large values replaced by a note).",
     )
+    page_max_bytes: Annotated[int, Field(ge=65536)] = Field(
+        default=1024 * 1024,
+        description="A page of jobs or of a job's history ends early, with a `next` link, "
+        "once its trigger_data, executor, details and payloads hold about this much.",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
         default=1024 * 1024, description="Larger request bodies are refused with 413."
     )

@@ -41,6 +41,7 @@ class Services:
                     executor_max_bytes=settings.executor_max_bytes,
                     trigger_data_max_bytes=settings.trigger_data_max_bytes,
                     history_payload_max_bytes=settings.history_payload_max_bytes,
+                    page_max_bytes=settings.page_max_bytes,
                 ),
                 reactions=Reactions(settings, catalogue),
             ),

@@ -125,3 +125,68 @@ def test_a_repeated_report_is_kept_shortened_and_the_accepted_one_whole(
     assert accepted["payload"]["details"] == crash["details"] == first.json()["details"]
     assert json_size(repeated["payload"]) <= 4096
     assert repeated["payload"]["cause"] == "task.exception"
+
+
+def all_pages(client: httpx.Client, url: str, **params: Any) -> list[list[dict[str, Any]]]:
+    pages = []
+    answer = client.get(url, params=params).json()
+    while True:
+        pages.append(answer["data"])
+        if not answer["next"]:
+            return pages
+        answer = client.get(answer["next"]).json()
+
+
+def test_after_300_hostile_reports_every_answer_stays_small(server: LiveServer) -> None:
+    with server.client("admin") as client:
+        job = job_in(client, "FINISHED")
+        url = f"/api/v1/jobs/{job['uuid']}"
+        hostile = {"state": "CRASHED", "cause": "koji.timeout", "details": "x" * 100_000}
+        refused = [report(client, job["uuid"], **hostile).status_code for _ in range(299)]
+        last = report(client, job["uuid"], state="CANCELLED", details="the very last report")
+        one = client.get(url)
+        first_page = client.get(f"{url}/events")
+        biggest_page = client.get(f"{url}/events", params={"limit": 1000})
+        pages = all_pages(client, f"{url}/events", limit=1000)
+        web = client.get(f"/jobs/{job['uuid']}")
+    assert set(refused) == {409}
+    assert last.status_code == 409
+    assert len(one.content) < 10_000
+    assert len(first_page.json()["data"]) == 100
+    assert len(first_page.content) < 100 * 4096 + 50_000
+    assert len(biggest_page.content) < 1024 * 1024 + 100_000, "page_max_bytes bounds it"
+    assert biggest_page.json()["next"], "and the rest is on the next page"
+    history = [e for page in pages for e in page]
+    assert [e["id"] for e in history] == sorted({e["id"] for e in history}), "all, in order"
+    assert len(history) == 3 + 300, "created, RUNNING, FINISHED and the 300"
+    assert web.status_code == 200
+    assert len(web.content) < 400_000
+    assert web.text.count('class="refused"') == 50, "the newest 50 reports"
+    assert 'class="accepted"' not in web.text, "the oldest are left to the API"
+    assert "the very last report" in web.text
+    assert "Only the newest 50 reports are shown" in web.text
+
+
+def test_a_job_list_page_ends_at_its_byte_budget(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: LiveServer = make_server(page_max_bytes=65536)
+    with server.client("admin") as client:
+        made = [
+            create_job(client, item=f"pkg-{n}", trigger_data=sized(30_000))["uuid"]
+            for n in range(7)
+        ]
+        small = create_job(client, item="small")["uuid"]
+        pages = all_pages(client, "/api/v1/jobs", limit=20)
+        last = client.get("/api/v1/jobs", params={"limit": 20, "item": "pkg-0"}).json()
+        second = client.get(client.get("/api/v1/jobs", params={"limit": 20}).json()["next"])
+        back = client.get(second.json()["prev"]).json()
+    newest_first = [small, *reversed(made)]
+    assert [[j["uuid"] for j in page] for page in pages] == [
+        newest_first[:3],
+        newest_first[3:5],
+        newest_first[5:7],
+        newest_first[7:],
+    ], "two 30 kB jobs a page (and the small one), each whole"
+    big = [j for page in pages for j in page if j["uuid"] in made]
+    assert all(len(j["trigger_data"]["filler"]) > 29_000 for j in big), "fetched whole"
+    assert last["next"] is None
+    assert [j["uuid"] for j in back["data"]] == newest_first[:3], "paging back keeps bounds"

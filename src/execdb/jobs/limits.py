@@ -27,6 +27,7 @@ class Limits:
     executor_max_bytes: int = 16384
     trigger_data_max_bytes: int = 65536
     history_payload_max_bytes: int = 4096
+    page_max_bytes: int = 1024 * 1024
 
 
 def json_size(value: Any) -> int:

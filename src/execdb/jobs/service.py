@@ -26,13 +26,14 @@ from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import JobNotFound, TransitionRefused
 from execdb.ids import uuid7
+from execdb.jobs.bounded import BoundedSelect
 from execdb.jobs.limits import Limits, check_size, shortened
 from execdb.jobs.models import Job, JobEvent
 from execdb.jobs.schemas import JobCreate, JobReport
 from execdb.jobs.search import JobSearch, as_is, conditions, unseekable
 from execdb.jobs.states import TERMINAL, Blame, Outcome, State, decide
 from execdb.jobs.text import shorten
-from execdb.paging import Cursor, Page, keyset, page
+from execdb.paging import Cursor, Page
 from execdb.prepared import Prepared
 
 JobRow = Mapping[Any, Any]  # a row of the jobs table, by column name
@@ -82,6 +83,8 @@ _JOB_BY_DEDUP_KEY = _JOB.where(Job.dedup_key == bindparam("key"))
 _JOB_ID = select(Job.id).where(Job.uuid == bindparam("uuid"))
 _INSERT_EVENT = Prepared(insert(JobEvent), [c.key for c in JobEvent.__table__.c if c.key != "id"])
 _UPDATES: dict[tuple[str, ...], Prepared] = {}
+_JOBS = BoundedSelect.of(Job.__table__, ("trigger_data", "executor", "details"))
+_EVENTS = BoundedSelect.of(JobEvent.__table__, ("payload",))
 
 
 def _update_job(columns: tuple[str, ...]) -> Prepared:
@@ -430,15 +433,28 @@ class JobService:
         with self.db.read() as conn:
             return list(conn.execute(stmt).mappings())
 
-    def events(self, job_uuid: uuid.UUID, cursor: Cursor | None, limit: int) -> Page[JobRow]:
+    def events(
+        self,
+        job_uuid: uuid.UUID,
+        cursor: Cursor | None,
+        limit: int,
+        *,
+        max_bytes: int | None = None,
+    ) -> Page[JobRow]:
+        """A page of the job's history, oldest first (from `paging.NEWEST`: the newest ones),
+        of at most `limit` events and about `max_bytes` (page_max_bytes) of payloads."""
         with self.db.read() as conn:
             job_id = conn.execute(_JOB_ID, {"uuid": job_uuid}).scalar()
             if job_id is None:
                 raise JobNotFound(job_uuid)
-            stmt = select(JobEvent.__table__).where(JobEvent.job_id == job_id)
-            stmt = keyset(stmt, JobEvent.id, cursor, limit, descending=False)
-            rows = conn.execute(stmt).mappings().all()
-        return page(rows, lambda r: int(r["id"]), cursor, limit)
+            return _EVENTS.page(
+                conn,
+                [JobEvent.job_id == job_id],
+                cursor,
+                limit,
+                max_bytes=max_bytes or self.limits.page_max_bytes,
+                descending=False,
+            )
 
     def attempts(self, job: JobRow, limit: int = 50) -> list[JobRow]:
         """Every attempt of the job's chain, first to last, the job itself included.
@@ -472,12 +488,15 @@ class JobService:
             # ix_jobs_stats (state, created_at) over (state, id) and sort every job of the
             # window; by (state, id) the newest page is the first rows it reads.
             column = _plus_created_at
-        stmt = keyset(
-            _JOB.where(*conditions(search, column)), Job.id, cursor, search.limit, descending=True
-        )
         with self.db.read() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        return page(rows, lambda r: int(r["id"]), cursor, search.limit)
+            return _JOBS.page(
+                conn,
+                conditions(search, column),
+                cursor,
+                search.limit,
+                max_bytes=self.limits.page_max_bytes,
+                descending=True,
+            )
 
 
 _MICROSECOND = timedelta(microseconds=1)
