@@ -128,7 +128,10 @@ async def job_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="From a prev or next link.")] = None,
 ) -> EventList:
-    """A job's history, oldest first: every report, accepted or refused."""
+    """A job's history, oldest first: every report, accepted or refused.
+
+    A page ends early, with a `next` link, once its payloads hold about page_max_bytes.
+    """
     after = Cursor.decode(cursor) if cursor else None
     events = await services.db.run(services.jobs.events, job_uuid, after, limit)
     return EventList(
@@ -147,7 +150,11 @@ async def job_events(
 async def search_jobs(
     search: Annotated[JobSearch, Query()], services: ServicesDep, request: Request
 ) -> JobList:
-    """Search jobs, newest first."""
+    """Search jobs, newest first.
+
+    A page ends early, with a `next` link, once its jobs' trigger_data, executor and details
+    hold about page_max_bytes.
+    """
     found = await services.db.run(services.jobs.search, search)
     root = base_url(request)
     return JobList(
