@@ -69,8 +69,33 @@ class Settings(BaseSettings):
         description="How long a process trusts a token it has recognised; a token revoked "
         "elsewhere stops working within this time (0: look it up on every request).",
     )
-    details_max_bytes: Annotated[int, Field(ge=1024)] = 65536
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    details_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=65536,
+        description="Longer details of a report are kept head and tail around a marker.",
+    )
+    executor_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=16384,
+        description="The largest `executor` object a report may carry, as compact JSON "
+        "(UTF-8); a larger one is refused with 413.",
+    )
+    trigger_data_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=65536,
+        description="The largest `trigger_data` object a new job may carry, as compact JSON "
+        "(UTF-8); a larger one is refused with 413.",
+    )
+    history_payload_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=4096,
+        description="What the history keeps of a refused or repeated report: larger ones "
+        "are shortened (details head and tail, large values replaced by a note).",
+    )
+    page_max_bytes: Annotated[int, Field(ge=65536)] = Field(
+        default=1024 * 1024,
+        description="A page of jobs or of a job's history ends early, with a `next` link, "
+        "once its trigger_data, executor, details and payloads hold about this much.",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=1024 * 1024, description="Larger request bodies are refused with 413."
+    )
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 8
 
     host: str = "127.0.0.1"

@@ -1,7 +1,8 @@
 """HTTP plumbing shared by every router: error answers, the body size limit, links.
 
 Every error is JSON `{"message": ...}` naming what was wrong; nothing answers with a stack
-trace, and a database that cannot be reached is a 503 the client may retry.
+trace. A database that cannot be reached is a 503 the client may retry; what the database
+refused because of the request itself is a 400 (execdb.dbfaults tells them apart).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from execdb.dbfaults import Fault, classify
 from execdb.errors import ExecDBError, InvalidInput, PayloadTooLarge
 
 log = logging.getLogger("execdb")
@@ -197,17 +199,19 @@ def register_handlers(app: FastAPI) -> None:
             response.headers.update(exc.headers)
         return response
 
-    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
     async def _database(request: Request, exc: Exception) -> JSONResponse:
-        # One line, not a traceback: an outage would otherwise flood the log.
-        log.warning("database unavailable: %s: %s", exc.__class__.__name__, exc)
-        return error_response(503, "the database is unavailable; try again shortly")
-
-    @app.exception_handler(DBAPIError)
-    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return await _database(request, exc)
+        classified = classify(exc)
+        if classified.fault is Fault.UNAVAILABLE:
+            # One line, without the statement: an outage would otherwise flood the log.
+            log.warning("database unavailable: %s: %s", exc.__class__.__name__, classified.reason)
+            return error_response(503, "the database is unavailable; try again shortly")
+        if classified.fault is Fault.INVALID:
+            log.info(
+                "database refused %s %s: %s", request.method, request.url.path, classified.reason
+            )
+            return error_response(400, f"the database refused the request: {classified.reason}")
         return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)

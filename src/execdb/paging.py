@@ -43,6 +43,10 @@ class Cursor:
         return cls(direction, key)
 
 
+# A cursor past every row: the page before it holds the newest rows (oldest first).
+NEWEST = Cursor("before", 2**63 - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     rows: list[T]
@@ -68,11 +72,28 @@ def keyset(
 
 
 def page(
-    rows: Sequence[T], key_of: Callable[[T], int], cursor: Cursor | None, limit: int
+    rows: Sequence[T],
+    key_of: Callable[[T], int],
+    cursor: Cursor | None,
+    limit: int,
+    *,
+    size_of: Callable[[T], int] | None = None,
+    max_bytes: int | None = None,
 ) -> Page[T]:
-    """The page for rows fetched with `keyset` (same cursor and limit)."""
+    """The page for rows fetched with `keyset` (same cursor and limit).
+
+    With `size_of` and `max_bytes`, the page also ends before the row that would take it
+    over `max_bytes` (it always holds one row, so that paging goes on), and links on to it.
+    """
     more = len(rows) > limit
     kept = list(rows[:limit])
+    if size_of is not None and max_bytes is not None:
+        total = 0
+        for count, row in enumerate(kept):
+            total += size_of(row)
+            if total > max_bytes and count > 0:
+                kept, more = kept[:count], True
+                break
     if cursor is not None and cursor.direction == "before":
         kept.reverse()
         return Page(

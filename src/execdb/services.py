@@ -10,6 +10,7 @@ from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
 from execdb.config import Settings
 from execdb.db import Database, make_engine
+from execdb.jobs.limits import Limits
 from execdb.jobs.service import JobService
 from execdb.prepared import Prepared
 from execdb.stats.service import StatsService
@@ -36,7 +37,13 @@ class Services:
             jobs=JobService(
                 db,
                 catalogue,
-                details_max_bytes=settings.details_max_bytes,
+                limits=Limits(
+                    details_max_bytes=settings.details_max_bytes,
+                    executor_max_bytes=settings.executor_max_bytes,
+                    trigger_data_max_bytes=settings.trigger_data_max_bytes,
+                    history_payload_max_bytes=settings.history_payload_max_bytes,
+                    page_max_bytes=settings.page_max_bytes,
+                ),
                 reactions=Reactions(
                     catalogue,
                     retry=settings.retry,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from execdb.prepared import Prepared
-from tests.conftest import Databases
+from tests.conftest import Databases, settings_for
 from tests.helpers import create_job
-from tests.live import LiveServer, StartServer
+from tests.live import LiveServer, StartServer, make_tokens, prepare
 from tests.pgcluster import PostgresCluster
 
 
@@ -99,6 +100,42 @@ def test_an_unreachable_database_is_503_and_recovers(
     assert down[0].headers["retry-after"] == "1"
     assert back.status_code == 200
     assert back.json()["state"] == "SCHEDULED", "the failed report changed nothing"
+
+
+def test_what_the_database_refuses_for_the_request_is_400_not_503(databases: Databases) -> None:
+    """SQLite's own limits, lowered here so that requests within ExecDB's limits reach them."""
+    settings = settings_for(databases.url("sqlite"))
+    services = prepare(settings)
+    tokens = make_tokens(services)
+
+    @event.listens_for(services.db.engine, "connect")
+    def _tight(dbapi_conn: sqlite3.Connection, record: object) -> None:
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 20)
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 60)
+
+    services.db.engine.dispose()  # no connection made before the limits were set
+    server = LiveServer(settings, services, tokens=tokens).start()
+    try:
+        with server.client("admin") as client:
+            create_job(client)
+            answers = [
+                client.get("/api/v1/jobs", params={"item:like": "x" * 30 + "*"}),
+                client.get("/api/v1/jobs", params={"cause": ",".join(f"c{n}" for n in range(40))}),
+            ]
+            still = client.get("/api/v1/jobs", params={"item:like": "xchat*"})
+    finally:
+        server.stop()
+    assert [a.status_code for a in answers] == [400, 400]
+    assert answers[0].json()["message"] == (
+        "the database refused the request: LIKE or GLOB pattern too complex"
+    )
+    assert (
+        answers[1]
+        .json()["message"]
+        .startswith("the database refused the request: Expression tree is too large")
+    )
+    assert all("retry-after" not in a.headers for a in answers), "nothing to retry"
+    assert still.status_code == 200, "the database was there all along"
 
 
 def test_api_docs_work_offline(server: LiveServer) -> None:

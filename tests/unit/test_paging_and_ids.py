@@ -38,3 +38,17 @@ def test_uuid7_is_version_7_and_ordered_by_time() -> None:
     assert ids == sorted(ids)
     assert len(set(ids)) == 100
     assert uuid7().bytes[:6] > ids[-1].bytes[:6]
+
+
+def test_a_page_ends_before_its_bytes_run_over() -> None:
+    size = {5: 40, 4: 40, 3: 40, 2: 1000, 1: 1}.__getitem__
+    first = page([5, 4, 3, 2, 1], int, None, 10, size_of=size, max_bytes=100)
+    assert (first.rows, first.prev, first.next) == ([5, 4], None, Cursor("after", 4))
+    alone = page([2, 1], int, Cursor("after", 3), 10, size_of=size, max_bytes=100)
+    assert alone.rows == [2], "a row larger than the budget still makes a page of its own"
+    assert alone.next == Cursor("after", 2)
+    back = page([3, 4, 5], int, Cursor("before", 2), 10, size_of=size, max_bytes=100)
+    assert back.rows == [4, 3], "going back, the rows next to the cursor are the ones kept"
+    assert (back.prev, back.next) == (Cursor("before", 4), Cursor("after", 3))
+    whole = page([5, 4, 3], int, None, 10, size_of=size, max_bytes=120)
+    assert (whole.rows, whole.next) == ([5, 4, 3], None)

@@ -17,7 +17,19 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundations", frozenset({"", "vocabulary", "client"})),
     (
         "plumbing",
-        frozenset({"ids", "errors", "prepared", "paging", "db", "http", "headers", "accesslog"}),
+        frozenset(
+            {
+                "ids",
+                "errors",
+                "prepared",
+                "paging",
+                "db",
+                "dbfaults",
+                "http",
+                "headers",
+                "accesslog",
+            }
+        ),
     ),
     ("domains", frozenset({"auth", "causes", "jobs", "automation", "stats", "classify"})),
     (

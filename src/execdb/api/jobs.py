@@ -36,7 +36,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         400: "Invalid input; the message names the field.",
         401: "No token, or an unknown or revoked one.",
         403: "The token lacks the scope.",
-        413: "Body too large.",
+        413: "The body, or its executor or trigger_data, is too large; the message names it.",
         503: "Database unavailable; retry.",
     }.items()
 }
@@ -143,7 +143,10 @@ async def job_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="From a prev or next link.")] = None,
 ) -> EventList:
-    """A job's history, oldest first: every report, accepted or refused."""
+    """A job's history, oldest first: every report, accepted or refused.
+
+    A page ends early, with a `next` link, once its payloads hold about page_max_bytes.
+    """
     after = Cursor.decode(cursor) if cursor else None
     events = await services.db.run(services.jobs.events, job_uuid, after, limit)
     return EventList(
@@ -162,7 +165,11 @@ async def job_events(
 async def search_jobs(
     search: Annotated[JobSearch, Query()], services: ServicesDep, request: Request
 ) -> JobList:
-    """Search jobs, newest first."""
+    """Search jobs, newest first.
+
+    A page ends early, with a `next` link, once its jobs' trigger_data, executor and details
+    hold about page_max_bytes.
+    """
     found = await services.db.run(services.jobs.search, search)
     root = base_url(request)
     return JobList(

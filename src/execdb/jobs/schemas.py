@@ -97,7 +97,9 @@ class JobCreate(BaseModel):
         "(msg_id, task, item, item_type, arch) again returns the existing job.",
     )
     trigger_data: JSONObject = Field(
-        default_factory=dict, description="Anything the trigger needs to schedule the job again."
+        default_factory=dict,
+        description="Anything the trigger needs to schedule the job again; at most 64 KiB as "
+        "compact JSON (the trigger_data_max_bytes setting), else 413.",
     )
 
 
@@ -124,7 +126,8 @@ class JobReport(BaseModel):
     state: StateIn
     executor: JSONObject | None = Field(
         default=None,
-        description="Only with RUNNING: who runs the job (name, builder, build, worker, log URL).",
+        description="Only with RUNNING: who runs the job (name, builder, build, worker, log "
+        "URL); at most 16 KiB as compact JSON (the executor_max_bytes setting), else 413.",
     )
     blame: BlameIn | None = Field(
         default=None,

@@ -3,6 +3,10 @@
 Comma lists mean OR (`state=CRASHED,RUNNING`, or the parameter repeated); `task:like` and
 `item:like` take `*` wildcards; `since=START[,END]` bounds created_at (ISO 8601, UTC unless a
 zone is given); `cause=koji` matches the whole family (`koji`, `koji.timeout` ...).
+
+Every filter is bounded (docs/api.md, "Limits"): building and compiling the SQL of a long
+list holds the event loop (3,000 causes took about a second and, past SQLite's expression
+depth, failed), so a request over a bound is refused before any of that work.
 """
 
 from __future__ import annotations
@@ -24,22 +28,41 @@ from execdb.vocabulary import Blame, State
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
+VALUES_MAX = 100
+LIKE_PATTERN_MAX = 256
+LIKE_WILDCARDS_MAX = 16
+
 
 def _split(value: Any) -> Any:
     """'a,b' or ['a,b', 'c'] -> ['a', 'b', 'c'] (blank entries dropped).
 
-    Stored names hold no control characters and are valid Unicode, so a value that is not
-    cannot match anything: it is refused rather than sent to the database (PostgreSQL
-    rejects NUL outright).
+    At most VALUES_MAX values, however given (comma lists, the parameter repeated). Stored
+    names hold no control characters and are valid Unicode, so a value that is not cannot
+    match anything: it is refused rather than sent to the database (PostgreSQL rejects NUL
+    outright).
     """
     if value is None:
         return None
     parts = value if isinstance(value, list) else [value]
     values = [p.strip() for part in parts for p in str(part).split(",") if p.strip()]
+    if len(values) > VALUES_MAX:
+        raise ValueError(f"at most {VALUES_MAX} values (got {len(values)})")
     for v in values:
         if _CONTROL.search(v) or not is_unicode(v):
             raise ValueError(f"{v!r} holds control characters or is not valid Unicode")
     return values or None
+
+
+def _split_patterns(value: Any) -> Any:
+    patterns = _split(value)
+    for p in patterns or ():
+        if len(p) > LIKE_PATTERN_MAX:
+            raise ValueError(f"at most {LIKE_PATTERN_MAX} characters in a pattern (got {len(p)})")
+        if p.count("*") > LIKE_WILDCARDS_MAX:
+            raise ValueError(
+                f"at most {LIKE_WILDCARDS_MAX} wildcards in a pattern (got {p.count('*')})"
+            )
+    return patterns
 
 
 def _split_upper(value: Any) -> Any:
@@ -48,6 +71,7 @@ def _split_upper(value: Any) -> Any:
 
 
 CommaList = Annotated[list[str] | None, BeforeValidator(_split)]
+PatternList = Annotated[list[str] | None, BeforeValidator(_split_patterns)]
 
 
 def _parse_time(text: str, *, end: bool) -> datetime:
@@ -81,10 +105,10 @@ class JobFilters(BaseModel):
         default=None, description="Comma list of cause codes or families (`koji`)."
     )
     msg_id: CommaList = None
-    task_like: CommaList = Field(
+    task_like: PatternList = Field(
         default=None, alias="task:like", description="Task name pattern, `*` is a wildcard."
     )
-    item_like: CommaList = Field(
+    item_like: PatternList = Field(
         default=None, alias="item:like", description="Item pattern, `*` is a wildcard."
     )
     since: str | None = Field(

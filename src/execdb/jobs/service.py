@@ -27,13 +27,15 @@ from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import JobNotFound, TransitionRefused
 from execdb.jobs import states, store
+from execdb.jobs.bounded import BoundedSelect
 from execdb.jobs.interfaces import Reactions
+from execdb.jobs.limits import Limits, check_size, shortened
 from execdb.jobs.models import Job, JobEvent
 from execdb.jobs.schemas import JobCreate, JobReport
 from execdb.jobs.search import JobSearch, conditions, search_column
 from execdb.jobs.states import Claim, Decision, JobRow
 from execdb.jobs.text import shorten
-from execdb.paging import Cursor, Page, keyset, page
+from execdb.paging import Cursor, Page
 from execdb.vocabulary import Actor, Outcome, State
 
 
@@ -51,22 +53,28 @@ def dedup_key(new: JobCreate) -> str | None:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
+# Pages of jobs and of history stop at about page_max_bytes of their large values.
+_JOBS = BoundedSelect.of(Job.__table__, ("trigger_data", "executor", "details"))
+_EVENTS = BoundedSelect.of(JobEvent.__table__, ("payload",))
+
+
 class JobService:
     def __init__(
         self,
         db: Database,
         catalogue: Catalogue,
         *,
-        details_max_bytes: int,
+        limits: Limits | None = None,
         reactions: Reactions | None = None,
     ) -> None:
         self.db = db
         self.catalogue = catalogue
-        self.details_max_bytes = details_max_bytes
+        self.limits = limits or Limits()
         self.reactions = reactions
 
     def create(self, new: JobCreate, actor: Actor, now: datetime) -> tuple[JobRow, bool]:
         """The new job and True, or the job already made for this message and False."""
+        check_size("trigger_data", new.trigger_data, self.limits.trigger_data_max_bytes)
         key = dedup_key(new)
         if key is not None and (existing := self._by_dedup_key(key)) is not None:
             return existing, False
@@ -129,14 +137,17 @@ class JobService:
 
     def refine(self, report: JobReport) -> Claim:
         """What ExecDB takes the report to say about how the job ended: its own claim with long
-        details shortened and, for a crash, a missing blame taken from the catalogue."""
+        details shortened and, for a crash, a missing blame taken from the catalogue. An
+        executor over its limit is refused (PayloadTooLarge) before anything is written."""
+        check_size("executor", report.executor, self.limits.executor_max_bytes)
         claim = Claim.of(report)
         if claim.details is not None:
-            details, omitted = shorten(claim.details, self.details_max_bytes)
+            max_bytes = self.limits.details_max_bytes
+            details, omitted = shorten(claim.details, max_bytes)
             if omitted:
                 claim = claim.noting(
                     f"details: {omitted} bytes in the middle were left out to fit the "
-                    f"{self.details_max_bytes}-byte limit",
+                    f"{max_bytes}-byte limit",
                     details=details,
                 )
         if report.state == State.CRASHED:
@@ -164,7 +175,13 @@ class JobService:
                 values["retry_at"] = self.reactions.ended(conn, {**job, **values}, now)
             store.update_job(conn, job["id"], values)
             job = {**job, **values}
-        store.record(conn, job["id"], done.event)
+        event = done.event
+        if done.outcome in (Outcome.REFUSED, Outcome.REPEATED):
+            # Recorded whatever it holds, and it changed nothing: a flood of them must not
+            # make the history (and every page of it) grow by megabytes.
+            payload = shortened(event.payload, self.limits.history_payload_max_bytes)
+            event = replace(event, payload=payload)
+        store.record(conn, job["id"], event)
         return job, done
 
     def reschedule(
@@ -283,15 +300,28 @@ class JobService:
         with self.db.read() as conn:
             return list(conn.execute(stmt).mappings())
 
-    def events(self, job_uuid: uuid.UUID, cursor: Cursor | None, limit: int) -> Page[JobRow]:
+    def events(
+        self,
+        job_uuid: uuid.UUID,
+        cursor: Cursor | None,
+        limit: int,
+        *,
+        max_bytes: int | None = None,
+    ) -> Page[JobRow]:
+        """A page of the job's history, oldest first (from `paging.NEWEST`: the newest ones),
+        of at most `limit` events and about `max_bytes` (page_max_bytes) of payloads."""
         with self.db.read() as conn:
             job_id = conn.execute(store.JOB_ID, {"uuid": job_uuid}).scalar()
             if job_id is None:
                 raise JobNotFound(job_uuid)
-            stmt = select(JobEvent.__table__).where(JobEvent.job_id == job_id)
-            stmt = keyset(stmt, JobEvent.id, cursor, limit, descending=False)
-            rows = conn.execute(stmt).mappings().all()
-        return page(rows, lambda r: int(r["id"]), cursor, limit)
+            return _EVENTS.page(
+                conn,
+                [JobEvent.job_id == job_id],
+                cursor,
+                limit,
+                max_bytes=max_bytes or self.limits.page_max_bytes,
+                descending=False,
+            )
 
     def attempts(self, job: JobRow, limit: int = 50) -> list[JobRow]:
         """Every attempt of the job's chain, first to last, the job itself included.
@@ -320,16 +350,15 @@ class JobService:
     def search(self, search: JobSearch) -> Page[JobRow]:
         cursor = Cursor.decode(search.cursor) if search.cursor else None
         column = search_column(search, sqlite=self.db.is_sqlite)
-        stmt = keyset(
-            store.JOB.where(*conditions(search, column)),
-            Job.id,
-            cursor,
-            search.limit,
-            descending=True,
-        )
         with self.db.read() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        return page(rows, lambda r: int(r["id"]), cursor, search.limit)
+            return _JOBS.page(
+                conn,
+                conditions(search, column),
+                cursor,
+                search.limit,
+                max_bytes=self.limits.page_max_bytes,
+                descending=True,
+            )
 
 
 def _created(actor: Actor, now: datetime, payload: dict[str, object], message: str) -> states.Event:

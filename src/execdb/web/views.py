@@ -24,14 +24,17 @@ from execdb.db import utcnow
 from execdb.errors import InvalidInput, JobNotFound
 from execdb.jobs.schemas import EventPublic, JobPublic
 from execdb.jobs.search import JobSearch
-from execdb.paging import Cursor
+from execdb.paging import NEWEST, Cursor
 from execdb.stats.schemas import Stats, StatsQuery
 from execdb.web import format, plots
 from execdb.web.pages import PageRoute, invalid_message, render, root_path
 
 router = APIRouter(include_in_schema=False, dependencies=[ReadAccess], route_class=PageRoute)
 
-EVENTS_SHOWN = 1000
+# The newest reports only, and not more than this of their payloads: a job that got
+# thousands of reports must not make a page of megabytes (the API pages through them all).
+EVENTS_SHOWN = 50
+EVENTS_SHOWN_BYTES = 256 * 1024
 TOP_CAUSES = 10
 UNCATEGORIZED_SHOWN = 10
 EPOCH = "1970-01-01"
@@ -136,7 +139,9 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
     except ValueError:
         raise JobNotFound(job_uuid) from None
     row = await services.db.run(services.jobs.get, parsed)
-    events = await services.db.run(services.jobs.events, parsed, None, EVENTS_SHOWN)
+    events = await services.db.run(
+        services.jobs.events, parsed, NEWEST, EVENTS_SHOWN, max_bytes=EVENTS_SHOWN_BYTES
+    )
     attempts = await services.db.run(services.jobs.attempts, row)
     deliveries = await services.db.run(services.outbox.for_job, parsed)
     root = base_url(request)
@@ -147,7 +152,7 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
         {
             "job": JobPublic.from_row(row, root),
             "events": [EventPublic.model_validate(dict(e)) for e in events.rows],
-            "more_events": events.next is not None,
+            "earlier_events": events.prev is not None,
             "attempts": [JobPublic.from_row(a, root) for a in attempts],
             "deliveries": [DeliveryPublic.model_validate(d) for d in deliveries],
             "cause": services.catalogue.get(row["cause"]) if row["cause"] else None,
