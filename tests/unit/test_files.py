@@ -48,5 +48,5 @@ def test_only_regular_files_are_read(tmp_path: Path, reader: object) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for path, kind in [(fifo, "a FIFO"), (Path("/dev/zero"), "a character device")]:
-        with pytest.raises(NotRegularFile, match=f"is {kind}, not a regular file"):
+        with pytest.raises(NotRegularFile, match=f"it is {kind}, not a regular file"):
             reader(path, 1024)  # type: ignore[operator]

@@ -68,7 +68,7 @@ def _open_regular(path: Path) -> int:
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-        raise NotRegularFile(f"{path} is {kind}, not a regular file; not read")
+        raise NotRegularFile(f"it is {kind}, not a regular file")
     return fd
 
 
