@@ -162,3 +162,34 @@ def test_giving_up_is_a_clear_error() -> None:
     assert max(slept) <= 8, "the back-off is capped"
     assert all(b > a for a, b in itertools.pairwise(slept[:4])), "it backs off"
     assert clock[0] <= 20
+
+
+def test_giving_up_says_how_long_it_really_tried() -> None:
+    """It tries for the whole retry time, and says how long that was."""
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    client = Client(
+        f"http://127.0.0.1:{_free_port()}",
+        "token",
+        retry_for=3,
+        first_delay=0.5,
+        sleep=sleep,
+        clock=lambda: clock[0],
+    )
+    with client, pytest.raises(Unreachable) as raised:
+        client.get("01a22016-e421-76f8-983a-2086a5386e78")
+    assert clock[0] == pytest.approx(3.0), "the last wait ends at the deadline"
+    assert f"failed for {round(clock[0], 1):g} s" in str(raised.value)
+
+
+def test_text_no_encoder_takes_is_sent_as_replacement_characters(server: LiveServer) -> None:
+    with client_for(server) as execdb:
+        job = execdb.create_job(task="t", item="x\udcff", item_type="k")
+        execdb.start(job["uuid"], executor={"builder\ud800": "b\udcff"})
+        crashed = execdb.crash(job["uuid"], cause="koji.timeout", details="a\ud800b")
+    assert job["item"] == "x\ufffd"
+    assert crashed["executor"] == {"builder\ufffd": "b\ufffd"}
+    assert crashed["details"] == "a\ufffdb"

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.executor import new_job, run, show, unused_url
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-EXECDB = str(Path(sys.executable).parent / "execdb")
-
-
-def run(server_url: str, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECDB_")}
-    env |= {"EXECDB_URL": server_url, "EXECDB_TOKEN": token}
-    return subprocess.run([EXECDB, *args], env=env, capture_output=True, text=True, timeout=60)
-
-
-def unused_url() -> str:
-    """A URL on which nothing listens."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def status_file(tmp_path: Path, doc: dict[str, object]) -> str:
@@ -119,13 +106,15 @@ def test_exit_codes(server: LiveServer) -> None:
     refused = run(server.url, token, "job", "crash", uuid, "--cause", "Not A Code")
     wrong_token = run(server.url, server.tokens["create"], "job", "cancel", uuid)
     nowhere = unused_url()
-    unreachable = run(nowhere, token, "job", "start", uuid, "--retry-for", "0.5")
+    unreachable = run(nowhere, token, "job", "start", uuid, "--retry-for", "1")
     assert usage.returncode == 2
     assert (refused.returncode, wrong_token.returncode) == (3, 3)
     assert "cause:" in refused.stderr
     assert "report" in wrong_token.stderr
     assert unreachable.returncode == 4
-    assert "failed for 0.5 s" in unreachable.stderr
+    tried = re.search(r"failed for ([0-9.]+) s", unreachable.stderr)
+    assert tried, unreachable.stderr
+    assert 1 <= float(tried[1]) < 5, "it tried for the retry time, and says so"
 
 
 def test_spooled_reports_are_delivered_later_in_order_once(
@@ -227,3 +216,124 @@ def test_heartbeat_and_reschedule_from_the_command_line(server: LiveServer) -> N
         == 0
     )
     assert run(server.url, token, "job", "cancel", new).returncode == 3
+
+
+def finish(server: LiveServer, uuid: str, path: Path | str, *more: str, timeout: float = 60) -> str:
+    """`job finish` from the status file at `path`; the job's state once it is done."""
+    token = server.tokens["both"]
+    done = run(
+        server.url, token, "job", "finish", uuid, "--status-file", str(path), *more, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    return str(show(server.url, token, uuid)["state"])
+
+
+@pytest.mark.parametrize("cause", ["Koji.Timeout", "koji timeout", "k" * 200, "koji.timeout\n"])
+def test_a_malformed_cause_still_ends_the_job(
+    server: LiveServer, tmp_path: Path, cause: str
+) -> None:
+    uuid = new_job(server.url, server.tokens["both"], start=True)
+    fault = {"version": 1, "status": "FAULT", "blame": "TASK", "cause": cause, "details": "boom"}
+    assert finish(server, uuid, status_file(tmp_path, fault), "--exit-code", "1") == "CRASHED"
+    job = show(server.url, server.tokens["both"], uuid)
+    assert job["cause"] == "status_file.invalid"
+    assert f"cause: {json.dumps(cause)}" in job["details"], "the runner's cause, as written"
+    assert 'blame: "TASK"' in job["details"]
+    assert "details:\nboom" in job["details"]
+
+
+def test_a_status_file_whose_report_outgrows_the_body_limit_is_cut_not_refused(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    token = server.tokens["both"]
+    long = {"version": 1, "status": "OK", "details": "HEAD" + "x" * 1_048_492 + "TAIL"}
+    quoted = {"version": 1, "status": "OK"} | {f"k{i}": '"' * 80 for i in range(5_000)}
+    for doc, more in [(long, ["--exit-code", "1"]), (quoted, [])]:
+        path = status_file(tmp_path, doc)
+        assert 800_000 < Path(path).stat().st_size < 1024 * 1024
+        uuid = new_job(server.url, token, start=True)
+        assert finish(server, uuid, path, *more) == "FINISHED"
+        details = show(server.url, token, uuid)["details"]
+        assert len(details.encode()) <= 65536
+        assert "bytes omitted by ExecDB" in details
+    assert details.startswith('{"k0": "\\"')
+
+
+def test_text_that_is_not_unicode_is_sent_with_replacement_characters(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    token = server.tokens["both"]
+    surrogate = tmp_path / "status.json"
+    surrogate.write_text(
+        '{"version": 1, "status": "FAULT", "cause": "koji.timeout", "details": "a\\ud800b"}'
+    )
+    from_file = new_job(server.url, token, start=True)
+    assert finish(server, from_file, surrogate) == "CRASHED"
+    from_argv = new_job(server.url, token, start=True)
+    crashed = run(server.url, token, "job", "crash", from_argv, "--details", b"a\xffb")
+    spooled = new_job(server.url, token, start=True)
+    spool = str(tmp_path / "spool")
+    saved = run(
+        unused_url(),
+        token,
+        "job",
+        "crash",
+        spooled,
+        "--details",
+        b"a\xffb",
+        "--spool",
+        spool,
+        "--retry-for",
+        "0.2",
+    )
+    flushed = run(server.url, token, "spool", "flush", spool)
+    assert [crashed.returncode, saved.returncode, flushed.returncode] == [0, 0, 0], [
+        crashed.stderr,
+        saved.stderr,
+        flushed.stderr,
+    ]
+    for uuid in (from_file, from_argv, spooled):
+        assert show(server.url, token, uuid)["details"] == "a\ufffdb"
+
+
+def test_only_regular_files_are_read_and_big_ones_only_in_part(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    token = server.tokens["both"]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    uuid = new_job(server.url, token, start=True)
+    assert finish(server, uuid, fifo, timeout=20) == "CRASHED"
+    assert "it is a FIFO, not a regular file" in show(server.url, token, uuid)["details"]
+    huge = tmp_path / "huge.log"
+    with huge.open("wb") as f:
+        f.write(b"it began")
+        f.truncate(100 * 1024 * 1024)
+        f.seek(0, os.SEEK_END)
+        f.write(b"and it died")
+    expected = {
+        str(fifo): "was not read: it is a FIFO, not a regular file",
+        "/dev/zero": "was not read: it is a character device, not a regular file",
+        str(tmp_path / "missing"): "could not be read: No such file or directory",
+        str(huge): "bytes omitted by ExecDB",
+    }
+    for path, says in expected.items():
+        uuid = new_job(server.url, token, start=True)
+        crashed = run(
+            server.url,
+            token,
+            "job",
+            "crash",
+            uuid,
+            "--cause",
+            "task.exception",
+            "--details",
+            f"@{path}",
+            timeout=20,
+        )
+        assert crashed.returncode == 0, crashed.stderr
+        job = show(server.url, token, uuid)
+        assert (job["state"], job["cause"]) == ("CRASHED", "task.exception")
+        assert says in job["details"]
+    assert job["details"].startswith("it began")
+    assert job["details"].endswith("and it died")

@@ -1,8 +1,9 @@
 """Executor and trigger commands: job create/start/finish/crash/cancel/show/events, jobs,
-causes, spool flush. They talk HTTP through execdb.client only, never to the database, so
-they start fast and run on machines without the server's stack.
+causes, spool flush/retry. They talk HTTP through execdb.client only, never to the database,
+so they start fast and run on machines without the server's stack.
 
-Exit codes: 0 done, 1 other error, 2 usage error, 3 refused by the server, 4 unreachable.
+Exit codes: 0 done, 1 other error, 2 usage error, 3 refused by the server, 4 unreachable
+(or answering 5xx). The README's executor section says what they mean for the spool.
 """
 
 from __future__ import annotations
@@ -11,31 +12,23 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from execdb.cli.reports import (
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    Exit,
+    connect,
+    report,
+    spool_flush,
+    spool_retry,
+)
+
 if TYPE_CHECKING:
     from execdb.client import Client
-
-EXIT_REFUSED, EXIT_UNREACHABLE = 3, 4
-
-
-class Exit(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _client(args: argparse.Namespace) -> Client:
-    from execdb.client import Client
-
-    try:
-        return Client(args.url, args.token, retry_for=args.retry_for)
-    except ValueError as exc:
-        raise Exit(2, str(exc)) from None
 
 
 @contextmanager
@@ -43,11 +36,12 @@ def _remote(args: argparse.Namespace) -> Iterator[Client]:
     """A client whose refusals and failures end the command with their exit code."""
     from execdb.client import ApiError, Unreachable
 
-    with _client(args) as client:
+    with connect(args) as client:
         try:
             yield client
         except ApiError as exc:
-            raise Exit(EXIT_REFUSED, f"refused ({exc.status}): {exc.message}") from None
+            code = EXIT_UNREACHABLE if exc.status >= 500 else EXIT_REFUSED
+            raise Exit(code, f"refused ({exc.status}): {exc.message}") from None
         except Unreachable as exc:
             raise Exit(EXIT_UNREACHABLE, str(exc)) from None
 
@@ -60,67 +54,6 @@ def _given(**values: Any) -> dict[str, Any]:
 def _print(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
-
-
-def _report(args: argparse.Namespace, uuid: str, body: dict[str, Any]) -> int:
-    """Send one report; with --spool, keep it there when the server cannot be reached."""
-    from execdb.client import ApiError, Unreachable
-
-    with _client(args) as client:
-        try:
-            job = client.report(uuid, **body)
-        except ApiError as exc:
-            raise Exit(EXIT_REFUSED, f"refused ({exc.status}): {exc.message}") from None
-        except Unreachable as exc:
-            if not args.spool:
-                raise Exit(EXIT_UNREACHABLE, str(exc)) from None
-            saved = spool_save(Path(args.spool), uuid, body)
-            print(f"execdb: server unreachable; report saved to {saved}", file=sys.stderr)
-            return 0
-    for warning in job.get("warnings", []):
-        print(f"execdb: warning: {warning}", file=sys.stderr)
-    print(f"{job['uuid']} {job['state']}")
-    return 0
-
-
-def spool_save(spool: Path, uuid: str, body: dict[str, Any]) -> Path:
-    """Write the report atomically; names sort in the order reports were made."""
-    spool.mkdir(parents=True, exist_ok=True)
-    path = spool / f"{time.time_ns():020d}-{os.getpid()}-{uuid}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"uuid": uuid, "body": body}))
-    os.replace(tmp, path)
-    return path
-
-
-def spool_flush(args: argparse.Namespace) -> int:
-    from execdb.client import ApiError, Unreachable
-
-    spool = Path(args.dir)
-    pending = sorted(spool.glob("*.json")) if spool.is_dir() else []
-    failed = spool / "failed"
-    with _client(args) as client:
-        for path in pending:
-            saved = json.loads(path.read_text())
-            try:
-                client.report(saved["uuid"], **saved["body"])
-            except Unreachable as exc:
-                raise Exit(EXIT_UNREACHABLE, f"{exc}; {path.name} and later kept") from None
-            except ApiError as exc:
-                if exc.status == 409:  # refused, but recorded in the job's history: delivered
-                    print(f"execdb: {path.name}: {exc.message}", file=sys.stderr)
-                else:
-                    failed.mkdir(exist_ok=True)
-                    os.replace(path, failed / path.name)
-                    print(
-                        f"execdb: {path.name} refused ({exc.status}): {exc.message}; "
-                        f"moved to {failed}",
-                        file=sys.stderr,
-                    )
-                    continue
-            path.unlink()
-            print(f"delivered {path.name}")
-    return 0
 
 
 def job_create(args: argparse.Namespace) -> int:
@@ -151,26 +84,44 @@ def job_start(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"state": "RUNNING"}
     if executor:
         body["executor"] = executor
-    return _report(args, args.uuid, body)
+    return report(args, args.uuid, body)
 
 
 def job_finish(args: argparse.Namespace) -> int:
     from execdb.client.statusfile import outcome
 
-    return _report(args, args.uuid, outcome(Path(args.status_file), args.exit_code).body())
+    return report(args, args.uuid, outcome(Path(args.status_file), args.exit_code).body())
 
 
 def job_crash(args: argparse.Namespace) -> int:
     details = args.details
     if details and details.startswith("@"):
-        details = Path(details[1:]).read_text(errors="replace")
+        details = _details_file(Path(details[1:]))
     body = _given(state="CRASHED", blame=args.blame, cause=args.cause, details=details)
-    return _report(args, args.uuid, body)
+    return report(args, args.uuid, body)
+
+
+def _details_file(path: Path) -> str:
+    """The file's text, cut to what is sent; if it cannot be read, details that say why.
+
+    The crash is reported either way: a bad --details must not leave the job RUNNING.
+    """
+    from execdb.client.files import NotRegularFile, read_text
+    from execdb.client.text import DETAILS_MAX_BYTES
+
+    try:
+        return read_text(path, DETAILS_MAX_BYTES)
+    except NotRegularFile as exc:
+        problem = f"the details file {path} was not read: {exc}"
+    except OSError as exc:
+        problem = f"the details file {path} could not be read: {exc.strerror or exc}"
+    print(f"execdb: warning: {problem}", file=sys.stderr)
+    return problem
 
 
 def job_cancel(args: argparse.Namespace) -> int:
     body = {"state": "CANCELLED", **({"details": args.details} if args.details else {})}
-    return _report(args, args.uuid, body)
+    return report(args, args.uuid, body)
 
 
 def job_reschedule(args: argparse.Namespace) -> int:
@@ -342,9 +293,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=causes)
 
-    spool = commands.add_parser("spool", help="reports saved while ExecDB was unreachable")
-    p = spool.add_subparsers(metavar="COMMAND", required=True).add_parser(
-        "flush", parents=[remote], help="deliver saved reports, oldest first"
-    )
+    spool = commands.add_parser(
+        "spool", help="reports saved while ExecDB could not take them"
+    ).add_subparsers(metavar="COMMAND", required=True)
+    p = spool.add_parser("flush", parents=[remote], help="deliver saved reports, oldest first")
     p.add_argument("dir", metavar="DIR")
     p.set_defaults(run=spool_flush)
+    p = spool.add_parser(
+        "retry",
+        parents=[remote],
+        help="send set-aside reports (DIR/failed) again, then deliver all saved reports",
+    )
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("reports", nargs="*", metavar="NAME", help="only these (default: all)")
+    p.set_defaults(run=spool_retry)

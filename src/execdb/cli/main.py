@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from execdb import __version__
-from execdb.cli import admin, jobs
+from execdb.cli import admin, jobs, reports
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except admin.CommandError as exc:
         print(f"execdb: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except jobs.Exit as exc:
+    except reports.Exit as exc:
         print(f"execdb: {exc}", file=sys.stderr)
         return exc.code
     except ModuleNotFoundError as exc:

@@ -14,7 +14,8 @@ machine can use it without FastAPI, SQLAlchemy or a database driver:
 The URL and token default to `$EXECDB_URL` and `$EXECDB_TOKEN`. Connection failures and
 502/503/504 answers are retried with exponential back-off for a bounded time (a report sent
 twice is harmless: the server answers a repeat with 200 and changes nothing); any other error
-answer raises `ApiError` carrying the server's message.
+answer raises `ApiError` carrying the server's message. Text that no UTF-8 encoder takes (lone
+surrogates, from JSON's "\\ud800" or from command-line bytes) is sent as U+FFFD.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+
+from execdb.client.text import sendable
 
 __all__ = ["ApiError", "Client", "Unreachable"]
 
@@ -92,7 +95,10 @@ class Client:
         self._http.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        deadline = self._clock() + self.retry_for
+        path = sendable(path)
+        kwargs = {k: sendable(v) if k in ("json", "params") else v for k, v in kwargs.items()}
+        began = self._clock()
+        deadline = began + self.retry_for
         delay = self.first_delay
         while True:
             try:
@@ -103,12 +109,15 @@ class Client:
                 if response.status_code not in RETRY_STATUSES:
                     break
                 problem = f"HTTP {response.status_code}"
-            if self._clock() + delay > deadline:
+            left = deadline - self._clock()
+            if left <= 0:
+                tried = round(self._clock() - began, 1)
                 raise Unreachable(
-                    f"{method} {self._http.base_url}{path} failed for {self.retry_for:g} s; "
-                    f"last: {problem}"
+                    f"{method} {self._http.base_url}{path} failed for {tried:g} s; last: {problem}"
                 )
-            self._sleep(delay * random.uniform(0.8, 1.0))  # noqa: S311 (jitter, not security)
+            # The last wait is cut to the deadline, so the server gets the whole retry time.
+            jitter = random.uniform(0.8, 1.0)  # noqa: S311 (jitter, not security)
+            self._sleep(min(delay * jitter, left))
             delay = min(delay * 2, self.max_delay)
         try:
             body = response.json()
@@ -144,8 +153,13 @@ class Client:
 
     def report(self, uuid: str, state: str, **fields: Any) -> Job:
         """Switch the job's state; the answer carries `warnings` (a list, usually empty)."""
-        body = {"state": state, **{k: v for k, v in fields.items() if v is not None}}
-        job: Job = self._request("PATCH", f"/api/v1/jobs/{uuid}", json=body)
+        return self.send_report(
+            uuid, {"state": state, **{k: v for k, v in fields.items() if v is not None}}
+        )
+
+    def send_report(self, uuid: str, body: Mapping[str, Any]) -> Job:
+        """Send a report's whole body as it is (one saved earlier, say)."""
+        job: Job = self._request("PATCH", f"/api/v1/jobs/{uuid}", json=dict(body))
         return job
 
     def start(self, uuid: str, executor: Mapping[str, Any] | None = None) -> Job:
