@@ -8,15 +8,13 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from execdb.cli.errors import CommandError
+
 if TYPE_CHECKING:
     from execdb.config import Settings
     from execdb.services import Services
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
-
-
-class CommandError(Exception):
-    """A failure to report in one line, without a traceback."""
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:

@@ -17,18 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from execdb.cli.reports import (
-    EXIT_REFUSED,
-    EXIT_UNREACHABLE,
-    Exit,
-    connect,
-    report,
-    spool_flush,
-    spool_retry,
-)
+from execdb.cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, CommandError, refused
+from execdb.cli.reports import connect, report, spool_flush, spool_retry
 
 if TYPE_CHECKING:
     from execdb.client import Client
+
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 @contextmanager
@@ -40,10 +35,9 @@ def _remote(args: argparse.Namespace) -> Iterator[Client]:
         try:
             yield client
         except ApiError as exc:
-            code = EXIT_UNREACHABLE if exc.status >= 500 else EXIT_REFUSED
-            raise Exit(code, f"refused ({exc.status}): {exc.message}") from None
+            raise refused(exc) from None
         except Unreachable as exc:
-            raise Exit(EXIT_UNREACHABLE, str(exc)) from None
+            raise CommandError(str(exc), EXIT_UNREACHABLE) from None
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -63,7 +57,7 @@ def job_create(args: argparse.Namespace) -> int:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise Exit(2, f"--data: not JSON: {exc}") from None
+            raise CommandError(f"--data: not JSON: {exc}", EXIT_USAGE) from None
     with _remote(args) as client:
         job = client.create_job(
             task=args.task,
@@ -196,7 +190,15 @@ def causes(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
+    remote, spooling = _common_options()
+    _register_job(commands, remote, spooling)
+    _register_reads(commands, remote)
+    _register_spool(commands, remote)
+
+
+def _common_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options every command that talks to ExecDB takes, and those of reports."""
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument("--url", help="ExecDB's URL (default $EXECDB_URL)")
     remote.add_argument("--token", help="API token (default $EXECDB_TOKEN)")
@@ -214,7 +216,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=os.environ.get("EXECDB_SPOOL"),
         help="when ExecDB cannot be reached, save the report here (default $EXECDB_SPOOL)",
     )
+    return remote, spooling
 
+
+def _register_job(
+    commands: Commands, remote: argparse.ArgumentParser, spooling: argparse.ArgumentParser
+) -> None:
     job = commands.add_parser("job", help="create one job or report on it").add_subparsers(
         metavar="COMMAND", required=True
     )
@@ -257,7 +264,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("uuid")
     p.add_argument("--details")
     p.set_defaults(run=job_cancel)
+    _register_job_admin(job, remote)
 
+
+def _register_job_admin(job: Commands, remote: argparse.ArgumentParser) -> None:
     p = job.add_parser(
         "reschedule",
         parents=[remote],
@@ -282,6 +292,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=job_events)
 
+
+def _register_reads(commands: Commands, remote: argparse.ArgumentParser) -> None:
     p = commands.add_parser("jobs", parents=[remote], help="search jobs, newest first")
     for name in ("state", "task", "item", "item-type", "arch", "blame", "cause", "since"):
         p.add_argument(f"--{name}", help="comma list = OR" if name != "since" else "START[,END]")
@@ -293,6 +305,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=causes)
 
+
+def _register_spool(commands: Commands, remote: argparse.ArgumentParser) -> None:
     spool = commands.add_parser(
         "spool", help="reports saved while ExecDB could not take them"
     ).add_subparsers(metavar="COMMAND", required=True)

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from execdb import __version__
-from execdb.cli import admin, jobs, reports
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+from execdb.cli import admin, jobs
+from execdb.cli.errors import EXIT_ERROR, CommandError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except KeyboardInterrupt:
         return 130
-    except admin.CommandError as exc:
-        print(f"execdb: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except reports.Exit as exc:
+    except CommandError as exc:
         print(f"execdb: {exc}", file=sys.stderr)
         return exc.code
     except ModuleNotFoundError as exc:

@@ -22,13 +22,14 @@ if TYPE_CHECKING:
     from execdb.client import Client
     from execdb.client.spool import Delivery, Spool, Stop
 
-EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 1, 2, 3, 4
-
-
-class Exit(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+from execdb.cli.errors import (
+    EXIT_ERROR,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CommandError,
+    refused,
+)
 
 
 def connect(args: argparse.Namespace) -> Client:
@@ -37,7 +38,7 @@ def connect(args: argparse.Namespace) -> Client:
     try:
         return Client(args.url, args.token, retry_for=args.retry_for)
     except ValueError as exc:
-        raise Exit(EXIT_USAGE, str(exc)) from None
+        raise CommandError(str(exc), EXIT_USAGE) from None
 
 
 def report(args: argparse.Namespace, uuid: str, body: dict[str, Any]) -> int:
@@ -81,14 +82,14 @@ def _send(client: Client, spool: Spool | None, uuid: str, body: dict[str, Any]) 
         job = client.send_report(uuid, body)
     except Unreachable as exc:
         if spool is None:
-            raise Exit(EXIT_UNREACHABLE, str(exc)) from None
+            raise CommandError(str(exc), EXIT_UNREACHABLE) from None
         return _keep(spool, uuid, body, Stop.LATER, str(exc))
     except ApiError as exc:
-        word = f"refused ({exc.status}): {exc.message}"
         kept = disposition(exc.status)
+        error = refused(exc)
         if spool is None or kept is None:
-            raise Exit(EXIT_UNREACHABLE if kept is Stop.LATER else EXIT_REFUSED, word) from None
-        return _keep(spool, uuid, body, kept, word)
+            raise error from None
+        return _keep(spool, uuid, body, kept, str(error))
     for warning in job.get("warnings", []):
         print(f"execdb: warning: {warning}", file=sys.stderr)
     print(f"{job['uuid']} {job['state']}")
@@ -103,8 +104,8 @@ def _keep(spool: Spool, uuid: str, body: dict[str, Any], stop: Stop, message: st
     try:
         saved = spool.save(uuid, body)
     except OSError as exc:
-        raise Exit(
-            code, f"{message}; the report could not be saved in {spool.path}: {exc}"
+        raise CommandError(
+            f"{message}; the report could not be saved in {spool.path}: {exc}", code
         ) from None
     print(f"execdb: {message}; report saved to {saved}", file=sys.stderr)
     return code if stop is Stop.AUTH else 0
@@ -115,7 +116,7 @@ def _spool_errors(spool: Spool) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise Exit(EXIT_ERROR, f"spool {spool.path}: {exc}") from None
+        raise CommandError(f"spool {spool.path}: {exc}", EXIT_ERROR) from None
 
 
 def _tell(spool: Spool, done: Delivery, out: TextIO) -> int:
@@ -162,7 +163,7 @@ def spool_retry(args: argparse.Namespace) -> int:
             try:
                 spool.restore(args.reports)
             except FileNotFoundError as exc:
-                raise Exit(EXIT_USAGE, f"{exc.filename}: {exc.strerror}") from None
+                raise CommandError(f"{exc.filename}: {exc.strerror}", EXIT_USAGE) from None
             done = spool.deliver(client)
     return _flushed(spool, done)
 
