@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from execdb.automation.models import Delivery
 from execdb.config import Settings
 from execdb.jobs.models import Job, JobEvent
-from tests.live import LiveServer, make_tokens, prepare
+from tests.live import LiveServer, StartServer, make_tokens, prepare
 from tests.pgcluster import PostgresCluster
 
 BACKENDS = ("sqlite", "postgres")
@@ -95,7 +95,7 @@ def server(_shared_server: LiveServer) -> LiveServer:
 
 
 @pytest.fixture
-def make_server(backend: str, databases: Databases) -> Iterator[object]:
+def make_server(backend: str, databases: Databases) -> Iterator[StartServer]:
     """Start a server of this backend with special settings, on a fresh database."""
     started: list[LiveServer] = []
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from execdb import migrations
 from execdb.app import create_app
@@ -34,7 +36,7 @@ class LiveServer:
         port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            create_app(self.settings, self.services),
+            self.app(),
             log_level="warning",
             access_log=False,
             lifespan="on",
@@ -50,6 +52,9 @@ class LiveServer:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
         return self
+
+    def app(self) -> FastAPI:
+        return create_app(self.settings, self.services)
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
@@ -81,3 +86,7 @@ def make_tokens(services: Services) -> dict[str, str]:
     tokens["revoked"] = services.tokens.create("test-revoked", ["admin"], now)[1]
     services.tokens.revoke("test-revoked", now)
     return tokens
+
+
+# The `make_server` fixture: starts a server with the given settings on a fresh database.
+StartServer = Callable[..., LiveServer]

@@ -17,8 +17,8 @@ from sqlalchemy import update
 
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.service import Actor
 from execdb.services import Services
+from execdb.vocabulary import Actor
 
 TRIGGER = Actor("test-trigger")
 EXECUTOR = Actor("test-executor")

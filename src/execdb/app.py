@@ -11,17 +11,19 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
-from execdb import __version__, migrations
-from execdb.automation.worker import background
-from execdb.causes.api import router as causes_router
+from execdb import __version__, accesslog, migrations
+from execdb.api import jobs as jobs_api
+from execdb.api.causes import router as causes_router
+from execdb.api.health import router as health_router
+from execdb.api.stats import router as stats_router
 from execdb.config import Settings, load_settings
 from execdb.errors import DatabaseNotReady
-from execdb.health import router as health_router
-from execdb.http import BodyLimitMiddleware, body_components, register_handlers
-from execdb.jobs.api import router as jobs_router
+from execdb.headers import ResponseHeaders
+from execdb.http import BodyLimitMiddleware, own_body_components, register_handlers
 from execdb.services import Services
-from execdb.stats.api import router as stats_router
+from execdb.web import apidocs
 from execdb.web import views as web
+from execdb.worker import background
 
 DESCRIPTION = """\
 ExecDB keeps the execution state of every test job: triggers create jobs, executors switch
@@ -32,6 +34,7 @@ their state, and a crash says who is to blame and why. Writes need
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or Services.build(settings)
+    accesslog.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,8 +44,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             )
         # What start-up built (modules, the routes, SQLAlchemy's and pydantic's machinery)
         # stays while the app serves: out of the collector's full passes with it. They
-        # otherwise walk its ~130,000 objects about once a second under load, stalling the
-        # event loop for 60-90 ms each time (the p99 of bench/lifecycle.py). Freezing is
+        # otherwise walk its objects about once a second under load, stalling the event loop
+        # each time: that was the p99 of bench/lifecycle.py (docs/benchmarks.md). Freezing is
         # for the whole process; where several apps run in one (the tests), the first to
         # stop thaws it for all, which costs only time.
         gc.collect()
@@ -61,7 +64,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        static_url="/static/apidocs",
+        # Swagger UI's files only: /docs is ExecDB's own page (web/apidocs.py), and ReDoc,
+        # which styles itself with inline <style>, is left out.
+        docs_url=None,
+        redoc_url=None,
+        static_url=apidocs.STATIC_URL,
         telemetry={
             "tracing": settings.telemetry,
             "metrics": settings.telemetry,
@@ -71,14 +78,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Outside even Starlette's error middleware, so that a 500 carries the headers too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: ResponseHeaders(build_stack())  # type: ignore[method-assign]
     register_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # The job routes first, since routes are matched in order and these take nearly all the
-    # traffic; and on the application's own router, where matching one is a single look
-    # (an included router is matched route by route twice over: once to choose the router).
-    # Not being included, they do not see `app.dependency_overrides` (nothing sets any).
-    app.router.routes.extend(jobs_router.routes)
-    for router in (health_router, causes_router, stats_router, web.router):
+    # traffic.
+    jobs_api.own_body.add_to(app)
+    for router in (health_router, causes_router, stats_router, web.router, apidocs.router):
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
     return app
@@ -105,7 +113,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 for code, response in responses.items():
                     if code[0] in "45":
                         response["content"] = error
-        for name, body in body_components().items():
+        for name, body in own_body_components(app).items():
             schema["components"]["schemas"].setdefault(name, body)
         for name in ("HTTPValidationError", "ValidationError"):
             schema["components"]["schemas"].pop(name, None)

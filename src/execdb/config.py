@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
     access_log: bool = True
+    group_commit: bool = Field(
+        default=True,
+        description="SQLite: the API's writes of one turn of the event loop share a commit "
+        "(execdb.db). Off only to measure what it is worth (docs/benchmarks.md).",
+    )
+    prepared_statements: bool = Field(
+        default=True,
+        description="The hot statements run straight on the DB-API cursor (execdb.prepared). "
+        "Off only to measure what it is worth (docs/benchmarks.md).",
+    )
     telemetry: bool = Field(
         default=False,
         description="FastAPI's OpenTelemetry traces, metrics and logs (needs a configured "

@@ -52,7 +52,6 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from execdb.config import Settings
 from execdb.prepared import Prepared
 
 P = ParamSpec("P")
@@ -140,17 +139,15 @@ def _configure_sqlite(engine: Engine) -> None:
         )
 
 
-def make_engine(settings: Settings) -> Engine:
-    url = settings.effective_database_url
+def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An engine for a SQLAlchemy URL; `pool_size` connections for PostgreSQL."""
     if url.startswith("sqlite"):
-        if settings.database_url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=2)
         _configure_sqlite(engine)
         return engine
     return create_engine(
         url,
-        pool_size=settings.db_pool_size,
+        pool_size=pool_size,
         max_overflow=4,
         pool_pre_ping=True,
         pool_recycle=1800,
@@ -166,9 +163,9 @@ class Database:
     Other threads (the command line, tests) borrow one from the pool per transaction.
     """
 
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
-        self.settings = settings
-        self.engine = engine or make_engine(settings)
+    def __init__(self, engine: Engine, *, threads: int = 8, group_commit: bool = True) -> None:
+        self.engine = engine
+        self.group_commit = group_commit
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._local = threading.local()
         database_file = sqlite_path(self.engine.url.render_as_string()) if self.is_sqlite else None
@@ -179,7 +176,7 @@ class Database:
         self._executor: ThreadPoolExecutor | None = None
         if not self.is_sqlite:
             self._executor = ThreadPoolExecutor(
-                settings.db_pool_size,
+                threads,
                 thread_name_prefix="execdb-db",
                 initializer=self._keep_connection,
             )
@@ -252,7 +249,7 @@ class Database:
     async def run_write(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`run` for a call that writes: on SQLite, committed together with the other writes
         of this turn of the event loop (see the module docstring)."""
-        if self._executor is not None:
+        if self._executor is not None or not self.group_commit:
             return await self.run(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()

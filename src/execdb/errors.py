@@ -24,9 +24,6 @@ class ExecDBError(Exception):
         self.message = message
         self.extra = extra
 
-    def body(self) -> dict[str, Any]:
-        return {"message": self.message, **self.extra}
-
 
 class InvalidInput(ExecDBError):
     status_code = 400

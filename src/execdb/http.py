@@ -10,9 +10,9 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
@@ -22,33 +22,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from execdb.errors import ExecDBError, InvalidInput
-from execdb.services import Services
+from execdb.errors import ExecDBError, InvalidInput, PayloadTooLarge
 
 log = logging.getLogger("execdb")
-
-
-async def services_of(request: Request) -> Services:
-    # async on purpose: FastAPI runs plain-function dependencies on a thread pool.
-    return get_services(request)
-
-
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(services_of)]
-
-
-def base_url(request: Request) -> str:
-    """The public root URL: the `base_url` setting, else what the request was sent to."""
-    configured = get_services(request).settings.base_url
-    if configured:
-        return configured.rstrip("/")
-    scope = request.scope
-    host = request.headers.get("host") or "{}:{}".format(*scope["server"])
-    return f"{scope['scheme']}://{host}{scope.get('root_path', '')}"
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -77,7 +53,12 @@ def _errors_message(errors: Sequence[Mapping[str, Any]]) -> str:
         if kind == "extra_forbidden":
             msg = "unknown field" if loc and loc[0] == "body" else "unknown parameter"
         given = error.get("input")
-        if isinstance(given, str | int | float) and len(str(given)) <= 80:
+        # An unknown parameter's value is not repeated: it may be a secret (`?token=...`).
+        if (
+            kind != "extra_forbidden"
+            and isinstance(given, str | int | float)
+            and len(str(given)) <= 80
+        ):
             msg = f"{msg} (got {given!r})"
         field = _field(loc)
         # Model-level checks name their field themselves ("blame: only a CRASHED ...").
@@ -105,9 +86,9 @@ async def json_body(request: Request, model: type[Model]) -> Model:
     For the routes that take nearly all the traffic: creating jobs and reporting. A FastAPI
     body parameter decodes the JSON with the standard library, parses the Content-Type header
     with the email package, then validates the decoded objects; this and answering with
-    `json_answer` took a report's CPU time down by about a fifth (docs/benchmarks.md). The
+    `json_answer` took a good share off a report's CPU time (docs/benchmarks.md). The
     errors are the API's usual 400s naming the field. Such a route declares its body for the
-    OpenAPI document with `openapi_extra=json_body_schema(model)`.
+    OpenAPI document through `OwnBodyRoutes.body(model)`.
     """
     if not _JSON_MEDIA_TYPE.match(request.headers.get("content-type", "")):
         raise InvalidInput(NOT_A_JSON_OBJECT)
@@ -137,24 +118,48 @@ async def json_body(request: Request, model: type[Model]) -> Model:
     raise InvalidInput(_errors_message([{**e, "loc": ("body", *e["loc"])} for e in errors]))
 
 
-_DOCUMENTED_BODIES: dict[str, type[BaseModel]] = {}
+class OwnBodyRoutes:
+    """Routes that read their bodies with `json_body` (the hot ones), and what the OpenAPI
+    document must say of them.
+
+    FastAPI documents a body it parses itself; for these, `body(model)` gives the route's
+    `openapi_extra` and remembers the model, and `add_to(app)` puts the routes on the app's
+    own router (where matching one is a single look: an included router is matched route by
+    route twice over) and their bodies' schemas into the app's document.
+    """
+
+    def __init__(self, router: APIRouter) -> None:
+        self.router = router
+        self._bodies: dict[str, type[BaseModel]] = {}
+
+    def body(self, model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+        """The OpenAPI requestBody of a route that reads its body with `json_body(model)`."""
+        self._bodies[model.__name__] = model
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        content = {"application/json": {"schema": ref}}
+        return {"requestBody": {"required": required, "content": content}}
+
+    def components(self) -> dict[str, Any]:
+        """The component schemas of the bodies declared with `body`."""
+        components: dict[str, Any] = {}
+        for name, model in self._bodies.items():
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            components[name] = schema
+        return components
+
+    def add_to(self, app: FastAPI) -> None:
+        # Not being included, the routes do not see `app.dependency_overrides`.
+        app.router.routes.extend(self.router.routes)
+        own: list[OwnBodyRoutes] = getattr(app.state, "own_body_routes", [])
+        app.state.own_body_routes = [*own, self]
 
 
-def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI requestBody of a route that reads its body with `json_body(model)`; the
-    application adds the model's schema to the document's components (`body_components`)."""
-    _DOCUMENTED_BODIES[model.__name__] = model
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
-
-
-def body_components() -> dict[str, Any]:
-    """The component schemas of the bodies declared with `json_body_schema`."""
+def own_body_components(app: FastAPI) -> dict[str, Any]:
+    """The component schemas of every OwnBodyRoutes added to `app`."""
     components: dict[str, Any] = {}
-    for name, model in _DOCUMENTED_BODIES.items():
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        components[name] = schema
+    for routes in getattr(app.state, "own_body_routes", []):
+        components.update(routes.components())
     return components
 
 
@@ -260,7 +265,7 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413, f"the request body is larger than the {self.max_bytes}-byte limit"
+        too_large = PayloadTooLarge(
+            f"the request body is larger than the {self.max_bytes}-byte limit"
         )
-        await response(scope, receive, send)
+        await error_response(too_large.status_code, too_large.message)(scope, receive, send)

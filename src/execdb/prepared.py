@@ -1,8 +1,8 @@
 """Hot statements compiled once per dialect and run straight on the DB-API cursor.
 
-SQLAlchemy's execution path (execution context, result objects, event dispatch) costs about
-100 µs a statement on a 2-core virtual machine: several times SQLite's own work, and most of
-the cost of a report. The few statements every report and creation runs skip it. What makes
+SQLAlchemy's execution path (execution context, result objects, event dispatch) costs several
+times SQLite's own work on a short statement, and was most of the cost of a report
+(docs/benchmarks.md). The few statements every report and creation runs skip it. What makes
 them correct stays SQLAlchemy's: the SQL comes from its compiler for the connection's
 dialect, and every value goes through its type's own bind and result processors, so UUIDs,
 UTC datetimes, enums and JSON are stored exactly as the rest of the code stores them.
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
@@ -33,7 +33,13 @@ class _Compiled:
 
 
 class Prepared:
-    """`statement`, for INSERT and UPDATE with exactly the `column_keys` in its VALUES or SET."""
+    """`statement`, for INSERT and UPDATE with exactly the `column_keys` in its VALUES or SET.
+
+    With `Prepared.enabled` false (the `prepared_statements = false` setting, for comparing
+    in bench/lifecycle.py), they go through SQLAlchemy's own execution path instead.
+    """
+
+    enabled: ClassVar[bool] = True
 
     def __init__(self, statement: ClauseElement, column_keys: Sequence[str] = ()) -> None:
         self.statement = statement
@@ -91,11 +97,17 @@ class Prepared:
         return c, cursor
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        if not Prepared.enabled:
+            conn.execute(cast(Executable, self.statement), dict(params))
+            return
         _, cursor = self._run(conn, params)
         cursor.close()
 
     def one_or_none(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row, as a dict by column name with values of their Python types."""
+        if not Prepared.enabled:
+            row = conn.execute(cast(Executable, self.statement), dict(params)).mappings().first()
+            return dict(row) if row is not None else None
         c, cursor = self._run(conn, params)
         row = cursor.fetchone()
         cursor.close()

@@ -9,8 +9,9 @@ from execdb.automation.outbox import Outbox
 from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
 from execdb.config import Settings
-from execdb.db import Database
+from execdb.db import Database, make_engine
 from execdb.jobs.service import JobService
+from execdb.prepared import Prepared
 from execdb.stats.service import StatsService
 
 
@@ -26,7 +27,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
-        db = db or Database(settings)
+        db = db or database(settings)
         catalogue = load_catalogue(settings.causes_file)
         return cls(
             settings=settings,
@@ -36,9 +37,24 @@ class Services:
                 db,
                 catalogue,
                 details_max_bytes=settings.details_max_bytes,
-                reactions=Reactions(settings, catalogue),
+                reactions=Reactions(
+                    catalogue,
+                    retry=settings.retry,
+                    notify=settings.notify,
+                    dispatch=settings.dispatch,
+                    base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
+                ),
             ),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
         )
+
+
+def database(settings: Settings) -> Database:
+    """The database the settings name; the embedded one's directory is made if need be."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
+    Prepared.enabled = settings.prepared_statements
+    return Database(engine, threads=settings.db_pool_size, group_commit=settings.group_commit)

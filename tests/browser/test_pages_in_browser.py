@@ -245,3 +245,44 @@ def test_the_dashboard_updates_itself(browser: webdriver.Chrome, site: Site) -> 
     visit(browser, server.url + "/")
     assert not browser.find_element(By.ID, "auto-refresh").is_selected(), "the choice is kept"
     browser.find_element(By.ID, "auto-refresh").click()
+
+
+def test_the_api_docs_work_under_the_content_security_policy(
+    browser: webdriver.Chrome, site: Site, screenshots: Path
+) -> None:
+    server, _ = site
+    visit(browser, server.url + "/docs")
+    operations = WebDriverWait(browser, 10).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+    )
+    paths = {o.get_attribute("data-path") or o.text for o in operations}
+    assert "/api/v1/jobs/{job_uuid}" in paths
+    shoot(browser, screenshots, "apidocs")
+    # "Try it out" calls the API from the page (the policy's connect-src).
+    browser.find_element(By.CSS_SELECTOR, "#operations-health-healthz_healthz_get button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.CSS_SELECTOR, ".try-out__btn"))
+    browser.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
+    browser.find_element(By.CSS_SELECTOR, ".execute").click()
+    status = WebDriverWait(browser, 10).until(
+        lambda b: b.find_element(
+            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+        )
+    )
+    assert status.text.strip() == "200"
+
+
+def test_the_pages_refuse_inline_script(browser: webdriver.Chrome, site: Site) -> None:
+    """The policy is in force: a script slipped into a page (say, through a name that was not
+    escaped) does not run."""
+    server, _ = site
+    visit(browser, server.url + "/causes")
+    ran = browser.execute_script(
+        "const s = document.createElement('script');"
+        "s.textContent = 'window.injected = true';"
+        "document.body.appendChild(s);"
+        "return window.injected === true;"
+    )
+    assert ran is False
+    logged = console_errors(browser)
+    assert len(logged) == 1
+    assert "Content Security Policy" in logged[0]["message"]

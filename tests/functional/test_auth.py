@@ -3,12 +3,14 @@ write route cannot be added without being covered here."""
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 
 from execdb.app import create_app
 from execdb.config import Settings
 from tests.helpers import create_job, job_in
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # The scope each write route needs; a new route fails test_every_write_route_is_listed.
@@ -136,7 +138,7 @@ def test_reads_are_public_by_default(server: LiveServer) -> None:
             assert anonymous.get(path).status_code == 200, path
 
 
-def test_reads_can_require_a_token(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_reads_can_require_a_token(make_server: StartServer) -> None:
     server: LiveServer = make_server(require_token_for_reads=True)
     with server.client("admin") as admin:
         job = create_job(admin)
@@ -151,3 +153,62 @@ def test_reads_can_require_a_token(make_server) -> None:  # type: ignore[no-unty
             assert anonymous.get(path).status_code == 401, path
             assert reader.get(path).status_code == 200, path
         assert anonymous.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [(None, 401), ("revoked", 401), ("wrong", 403)],
+    ids=["none", "revoked", "scope"],
+)
+@pytest.mark.parametrize("broken", ["uuid", "body", "both"])
+def test_the_token_is_checked_before_the_input(
+    server: LiveServer, route: tuple[str, str], token: str | None, status: int, broken: str
+) -> None:
+    """A malformed UUID or body does not tell a caller without a valid token anything."""
+    method, path = route
+    if token == "wrong":
+        token = "report" if SCOPE[route] == "create" else "create"
+    uuid = "not-a-uuid" if broken in ("uuid", "both") else str(uuid4())
+    body = b"{not json" if broken in ("body", "both") else b"{}"
+    with server.client(token) as client:
+        response = client.request(
+            method,
+            path.format(job_uuid=uuid),
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+    else:
+        assert "lacks the scope" in response.json()["message"]
+
+
+@pytest.mark.parametrize("route", sorted(r for r in SCOPE if "{job_uuid}" in r[1]), ids=" ".join)
+def test_with_a_valid_token_a_malformed_uuid_is_400(
+    server: LiveServer, route: tuple[str, str]
+) -> None:
+    method, path = route
+    with server.client("admin") as client:
+        response = client.request(method, path.format(job_uuid="not-a-uuid"), json=BODY[route])
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith("job_uuid: Input should be a valid UUID")
+
+
+@pytest.mark.parametrize("body", [b"", b"null", b'{"force": false}'])
+def test_reschedule_takes_no_body_or_its_options(server: LiveServer, body: bytes) -> None:
+    with server.client("admin") as client:
+        job = job_in(client, "FINISHED")
+        headers = {"Content-Type": "application/json"} if body else {}
+        refused = client.post(
+            f"/api/v1/jobs/{job['uuid']}/reschedule", content=body, headers=headers
+        )
+        bad = client.post(
+            f"/api/v1/jobs/{job['uuid']}/reschedule",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+    assert refused.status_code == 409, "without force, a FINISHED job is not run again"
+    assert bad.status_code == 400
+    assert bad.json()["message"].startswith("the body is not valid JSON")

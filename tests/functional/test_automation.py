@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from execdb.automation.worker import Tick, Worker
 from execdb.db import utcnow
+from execdb.worker import Tick, Worker
+from tests.doubles import RecordingSenders
 from tests.helpers import events, job_in, report
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 from tests.receivers import MailReceiver, WebhookReceiver
-
-StartServer = Callable[..., LiveServer]
 
 
 def tick(server: LiveServer, later: timedelta = timedelta(0)) -> Tick:
@@ -290,6 +289,46 @@ def test_a_task_crash_mails_the_task_maintainers(
     assert "rpm-maintainers@example.org, packager@example.org" in page
 
 
+def test_bad_trigger_contacts_are_left_out_shown_and_the_rest_mailed(
+    make_server: StartServer, mail: MailReceiver
+) -> None:
+    server = start(
+        make_server,
+        notify={
+            "contacts": {"rpm*": ["rpm-maintainers@example.org"]},
+            "max_contacts": 3,
+            "smtp": {"host": "127.0.0.1", "port": mail.port},
+        },
+    )
+    contacts = [
+        "packager@example.org",
+        "evil@example.org\r\nBcc: everyone@example.org",
+        "Co-Packager@EXAMPLE.org",
+        "fourth@example.org",
+    ]
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING", trigger_data={"contacts": contacts})
+    crash(server, job["uuid"], cause="task.exception")
+    done = tick(server)
+    assert (done.delivered, done.failed) == (1, 0)
+    mail.wait_for(1)
+    assert mail.envelopes == [
+        ["rpm-maintainers@example.org", "packager@example.org", "Co-Packager@example.org"]
+    ]
+    (sent,) = deliveries(server, job["uuid"])
+    assert sent["status"] == "delivered"
+    dropped = sent["payload"]["dropped_contacts"]
+    assert len(dropped) == 2
+    assert dropped[0].startswith(
+        "'evil@example.org\\r\\nBcc: everyone@example.org' is not an e-mail address: "
+    )
+    assert dropped[1] == "1 more contact(s): only the first 3 are used (the max_contacts setting)"
+    with server.client() as client:
+        page = client.get(f"/jobs/{job['uuid']}").text
+    assert "Contact left out: &#39;evil@example.org\\r\\nBcc: everyone@example.org&#39;" in page
+    assert "Contact left out: 1 more contact(s): only the first 3 are used" in page
+
+
 def test_third_party_crashes_reach_the_admins_only_once_retries_are_exhausted(
     make_server: StartServer, mail: MailReceiver, hooks: WebhookReceiver
 ) -> None:
@@ -344,6 +383,58 @@ def test_a_failed_delivery_is_tried_again_with_backoff_and_shows(
     assert first.headers["x-execdb-delivery"] == second.headers["x-execdb-delivery"]
     hook = next(d for d in deliveries(server, job["uuid"]) if d["sink"] == "webhook:ops")
     assert (hook["status"], hook["attempts"], hook["last_error"]) == ("delivered", 2, None)
+
+
+def test_a_worker_whose_lease_ran_out_records_no_failure(
+    make_server: StartServer, mail: MailReceiver, hooks: WebhookReceiver
+) -> None:
+    """Only the holder of the current lease records a failure: the late news of a worker
+    whose lease ran out must not undo what the worker now holding the delivery is doing."""
+    server = notifying(make_server, mail, hooks)
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+    crash(server, job["uuid"], blame="TASK", cause="task.exception")
+    outbox = server.services.outbox
+    now = utcnow()
+    (first,) = outbox.lease("first", now, now)
+    later = now + server.settings.delivery.lease + timedelta(seconds=1)
+    (second,) = outbox.lease("second", later, later)
+    assert second["id"] == first["id"]
+
+    assert outbox.failed(first, "timed out (first worker)", later) is True
+    (held,) = deliveries(server, job["uuid"])
+    assert (held["status"], held["attempts"], held["last_error"]) == ("pending", 2, None)
+    assert outbox.lease("third", later, later) == []  # still the second worker's
+
+    outbox.failed(second, "refused (second worker)", later)
+    (held,) = deliveries(server, job["uuid"])
+    assert held["last_error"] == "refused (second worker)"
+
+
+def test_a_delivery_that_fails_unexpectedly_does_not_stop_the_others(
+    make_server: StartServer, mail: MailReceiver, hooks: WebhookReceiver
+) -> None:
+    server = notifying(make_server, mail, hooks)
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+    crash(server, job["uuid"], blame="TASKOTRON", cause="minion.timeout")
+
+    def fails(delivery: Mapping[str, Any]) -> None:
+        if delivery["sink"] == "email":
+            raise RuntimeError("a bug in the e-mail sender")
+
+    senders = RecordingSenders(fails)
+
+    async def once() -> Tick:
+        async with Worker(server.services, name="test", sender_for=senders) as worker:
+            return await worker.tick(utcnow())
+
+    assert asyncio.run(once()) == Tick(delivered=1, failed=1)
+    assert [d["sink"] for d in senders.sent] == ["webhook:ops"]
+    sent = {d["sink"]: d for d in deliveries(server, job["uuid"])}
+    assert sent["webhook:ops"]["status"] == "delivered"
+    assert sent["email"]["status"] == "pending"
+    assert sent["email"]["last_error"] == "RuntimeError: a bug in the e-mail sender"
 
 
 # --- dispatch ----------------------------------------------------------------------------

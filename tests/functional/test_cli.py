@@ -211,7 +211,7 @@ def test_db_current_and_upgrade(backend: str, on_backend: Execdb, tmp_path: Path
 
 
 def migrate(url: str) -> None:
-    engine = make_engine(Settings(database_url=url))
+    engine = make_engine(Settings(database_url=url).effective_database_url)
     try:
         migrations.upgrade(engine)
     finally:
@@ -272,6 +272,8 @@ def test_token_errors(execdb: Execdb, tmp_path: Path) -> None:
     embedded = execdb.using(EXECDB_DATA_DIR=tmp_path / "data")
     bad_name = failed_cleanly(embedded("token", "create", "bad name", "--scope", "report"))
     assert "'bad name' is not a usable token name" in bad_name
+    newline = failed_cleanly(embedded("token", "create", "bot\n", "--scope", "report"))
+    assert "'bot\\n' is not a usable token name" in newline
 
     no_scope = usage_error(embedded("token", "create", "ci"))
     assert "the following arguments are required: --scope" in no_scope
@@ -474,7 +476,15 @@ def test_tokens_never_appear_in_the_logs(
             ("POST", "/api/v1/jobs?x=1", 401): client.post(
                 "/api/v1/jobs?x=1", json=NEW_JOB, headers={"Authorization": secret}
             ).status_code,
+            # A token pasted into the URL is not used, and its value is never written.
+            ("GET", "/api/v1/jobs?token=REDACTED", 400): (
+                in_query := client.get(f"/api/v1/jobs?token={secret}")
+            ).status_code,
+            ("GET", f"{path}?state=x&Access_Token=REDACTED", 200): client.get(
+                f"{path}?state=x&Access_Token={FAKE_SECRET}"
+            ).status_code,
         }
+    assert in_query.json()["message"] == "token: unknown parameter", "nor echoed"
     assert {key: key[2] for key in statuses} == statuses
     assert_stopped_cleanly(served, signum)
 

@@ -19,12 +19,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from execdb.db import Database
+from execdb.services import database as open_database
 from tests.conftest import settings_for
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(settings_for(f"sqlite:///{tmp_path / 'group.sqlite'}"))
+    database = open_database(settings_for(f"sqlite:///{tmp_path / 'group.sqlite'}"))
     with database.write() as conn:
         conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
         # A deferred foreign key is checked at COMMIT: the way to make a commit fail.
@@ -153,7 +154,7 @@ def test_event_loops_in_two_threads_keep_their_own_groups(db: Database) -> None:
 
 
 def test_a_database_that_cannot_be_opened_fails_the_calls(tmp_path: Path) -> None:
-    unreachable = Database(settings_for(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}"))
+    unreachable = open_database(settings_for(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}"))
 
     async def main() -> None:
         await asyncio.wait_for(unreachable.run_write(add, unreachable, "lost"), timeout=10)

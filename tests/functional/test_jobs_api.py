@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.helpers import NEW_JOB, create_job, events, job_in, report
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 
 
 def test_create_answers_the_job_with_links(server: LiveServer) -> None:
@@ -54,6 +54,12 @@ def test_a_redelivered_message_gives_the_same_job(server: LiveServer) -> None:
         (NEW_JOB | {"task": ""}, "task"),
         (NEW_JOB | {"task": " rpmlint"}, "task"),
         (NEW_JOB | {"item": "a\nb"}, "item"),
+        (NEW_JOB | {"item": "xchat\u2028evil"}, "item"),
+        (NEW_JOB | {"task": "rpm\x85lint"}, "task"),
+        (NEW_JOB | {"item": "xchat-2.8.8-21\u202e04cf"}, "item"),
+        (NEW_JOB | {"item_type": "koji\u2066_build"}, "item_type"),
+        (NEW_JOB | {"arch": "x86\u2029_64"}, "arch"),
+        (NEW_JOB | {"msg_id": "2026\u200f-abc"}, "msg_id"),
         (NEW_JOB | {"arch": 5}, "arch"),
         (NEW_JOB | {"task": "x" * 256}, "task"),
         (NEW_JOB | {"trigger_data": [1, 2]}, "trigger_data"),
@@ -188,7 +194,9 @@ def test_an_unknown_cause_is_kept_with_a_warning(server: LiveServer) -> None:
     assert "catalogue" in history[-1]["message"]
 
 
-@pytest.mark.parametrize("cause", ["Koji.Timeout", "koji", "koji..x", "koji.time out", "k" * 101])
+@pytest.mark.parametrize(
+    "cause", ["Koji.Timeout", "koji", "koji..x", "koji.time out", "k" * 101, "koji.timeout\n"]
+)
 def test_a_malformed_cause_is_400_and_changes_nothing(server: LiveServer, cause: str) -> None:
     with server.client("admin") as client:
         job = job_in(client, "RUNNING")
@@ -224,7 +232,7 @@ def test_a_report_that_does_not_fit_its_state_is_400(
     assert len(history) == 2, "an invalid request is not a report and changes nothing"
 
 
-def test_long_details_keep_head_and_tail(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_long_details_keep_head_and_tail(make_server: StartServer) -> None:
     server: LiveServer = make_server(details_max_bytes=4096)
     details = "HEAD" + "é" * 10_000 + "TAIL"
     with server.client("admin") as client:

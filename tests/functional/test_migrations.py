@@ -44,7 +44,7 @@ TABLES = {"api_tokens", "jobs", "job_events", "deliveries"}
 @pytest.fixture
 def engine(backend: str, databases: Databases) -> Iterator[Engine]:
     """The service's own engine on a fresh, empty database of the backend."""
-    engine = make_engine(Settings(database_url=databases.url(backend)))
+    engine = make_engine(Settings(database_url=databases.url(backend)).effective_database_url)
     yield engine
     engine.dispose()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from execdb.automation.models import Status
 from execdb.db import utcnow
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.states import Blame, State
+from execdb.vocabulary import Blame, State
 from tests.conftest import Databases
 from tests.functional.test_workers import TRIGGER, WorkerProcess, configure, wait_until
 from tests.functional.test_workers import workers as workers  # the fixture

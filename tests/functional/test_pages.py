@@ -12,7 +12,7 @@ import pytest
 
 from execdb.db import utcnow
 from tests.helpers import job_in
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 from tests.seed import Seeded, seed
 
 
@@ -69,7 +69,7 @@ def test_the_job_page_shows_times_attempts_and_links(server: LiveServer, seeded:
     assert "ResultsDB" not in words, "no resultsdb_url setting, no link"
 
 
-def test_the_job_page_links_to_resultsdb(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_job_page_links_to_resultsdb(make_server: StartServer) -> None:
     server: LiveServer = make_server(resultsdb_url="https://resultsdb.example.org/resultsdb/")
     with server.client("admin") as client:
         job = job_in(client, "FINISHED")
@@ -244,7 +244,7 @@ def test_the_stats_page_names_what_is_wrong(
     assert "<svg" not in page.text
 
 
-def test_pages_need_a_token_when_reads_do(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_pages_need_a_token_when_reads_do(make_server: StartServer) -> None:
     server: LiveServer = make_server(require_token_for_reads=True)
     for path in ("/", "/jobs", "/stats", "/causes", f"/jobs/{uuid4()}"):
         page = get(server, path)

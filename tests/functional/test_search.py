@@ -93,6 +93,15 @@ def test_a_repeated_parameter_means_or(server: LiveServer, seeded: dict[str, Any
     assert found == newest_first(seeded, 3, 4)
 
 
+def test_like_patterns_take_underscores_and_percents_literally(server: LiveServer) -> None:
+    with server.client("admin") as client:
+        wanted = create_job(client, item="a_b%c-1.0")
+        for decoy in ("aXb%c-1.0", "a_bXc-1.0", "aXbXc-1.0"):
+            create_job(client, item=decoy)
+        found = uuids(client.get("/api/v1/jobs", params={"item:like": "a_b%c*"}))
+    assert found == [wanted["uuid"]]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

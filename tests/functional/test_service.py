@@ -8,9 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from execdb.prepared import Prepared
 from tests.conftest import Databases
 from tests.helpers import create_job
-from tests.live import LiveServer
+from tests.live import LiveServer, StartServer
 from tests.pgcluster import PostgresCluster
 
 
@@ -22,7 +23,7 @@ def test_health_and_readiness(server: LiveServer) -> None:
     assert ready.json()["status"] == "ok"
 
 
-def test_readiness_fails_when_the_schema_is_not_current(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_readiness_fails_when_the_schema_is_not_current(make_server: StartServer) -> None:
     server: LiveServer = make_server()
     with server.services.db.write() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
@@ -35,7 +36,7 @@ def test_readiness_fails_when_the_schema_is_not_current(make_server) -> None:  #
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_a_body_over_the_limit_is_413(make_server, chunked: bool) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_over_the_limit_is_413(make_server: StartServer, chunked: bool) -> None:
     server: LiveServer = make_server(max_body_bytes=2048)
     body = b'{"task": "t", "item": "i", "item_type": "k", "trigger_data": {"x": "%s"}}' % (
         b"y" * 4096
@@ -69,8 +70,8 @@ def test_errors_are_json_without_traces(server: LiveServer) -> None:
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_an_unreachable_database_is_503_and_recovers(
-    backend: str, databases: Databases, pg_cluster: PostgresCluster, make_server
-) -> None:  # type: ignore[no-untyped-def]
+    backend: str, databases: Databases, pg_cluster: PostgresCluster, make_server: StartServer
+) -> None:
     server: LiveServer = make_server()
     name = server.settings.effective_database_url.rsplit("/", 1)[1]
     with server.client("admin") as client:
@@ -111,3 +112,37 @@ def test_api_docs_work_offline(server: LiveServer) -> None:
     assert all(url.startswith("/") for url in assets), f"external assets: {assets}"
     assert set(fetched.values()) == {200}, fetched
     assert "/api/v1/jobs/{job_uuid}" in schema.json()["paths"]
+
+
+def test_the_document_describes_the_bodies_of_the_hot_routes(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, method, body in (
+        ("/api/v1/jobs", "post", "JobCreate"),
+        ("/api/v1/jobs/{job_uuid}", "patch", "JobReport"),
+    ):
+        content = document["paths"][path][method]["requestBody"]["content"]
+        assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{body}"}
+        assert body in schemas
+    assert {"state", "executor", "blame", "cause", "details"} <= set(
+        schemas["JobReport"]["properties"]
+    )
+    assert {"task", "item", "item_type", "trigger_data"} <= set(schemas["JobCreate"]["properties"])
+
+
+def test_the_speed_measures_can_be_switched_off_to_compare(make_server: StartServer) -> None:
+    """docs/architecture.md: group commit and the prepared statements are settings, so that a
+    benchmark can measure what each is worth; without them a job's life is the same."""
+    server: LiveServer = make_server(group_commit=False, prepared_statements=False)
+    try:
+        with server.client("both") as client:
+            job = create_job(client)
+            for body in ({"state": "RUNNING"}, {"state": "CRASHED", "cause": "koji.timeout"}):
+                answer = client.patch(f"/api/v1/jobs/{job['uuid']}", json=body)
+                assert answer.status_code == 200, answer.text
+            events = client.get(f"/api/v1/jobs/{job['uuid']}/events").json()["data"]
+        assert answer.json()["blame"] == "THIRD_PARTY"
+        assert [e["to_state"] for e in events] == ["SCHEDULED", "RUNNING", "CRASHED"]
+    finally:
+        Prepared.enabled = True

@@ -17,8 +17,8 @@ from sqlalchemy import update
 
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.service import Actor
-from tests.live import LiveServer
+from execdb.vocabulary import Actor
+from tests.live import LiveServer, StartServer
 
 ACTOR = Actor("test-seed")
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -453,7 +453,7 @@ def test_bad_parameters_are_400(server: LiveServer, params: dict[str, str], fiel
     assert response.json()["message"].startswith(f"{field}:"), response.text
 
 
-def test_reads_need_a_token_when_configured(make_server: Any) -> None:
+def test_reads_need_a_token_when_configured(make_server: StartServer) -> None:
     server: LiveServer = make_server(require_token_for_reads=True)
     with server.client() as anonymous, server.client("report") as reader:
         assert anonymous.get("/api/v1/stats").status_code == 401

@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from execdb.jobs.states import ALLOWED, State
+from execdb.jobs.states import ALLOWED
+from execdb.vocabulary import State
 from tests.helpers import INTO, events, job_in, report
 from tests.live import LiveServer
 

@@ -32,13 +32,12 @@ import pytest
 from sqlalchemy import select
 
 from execdb.automation.models import Delivery, Status
-from execdb.automation.worker import Tick, Worker
 from execdb.db import utcnow
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.service import Actor
-from execdb.jobs.states import Blame, State
 from execdb.services import Services
+from execdb.vocabulary import Actor, Blame, State
+from execdb.worker import Tick, Worker
 from tests.conftest import Databases, settings_for
 from tests.live import prepare
 from tests.receivers import WebhookReceiver

@@ -13,7 +13,7 @@ from execdb.causes.catalogue import (
     load_catalogue,
     render_markdown,
 )
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 DOCS = Path(__file__).parents[2] / "docs" / "causes.md"
 
@@ -120,6 +120,7 @@ def test_codes_and_families() -> None:
     assert not is_valid_code("koji")
     assert not is_valid_code("koji.")
     assert not is_valid_code("Koji.timeout")
+    assert not is_valid_code("koji.timeout\n")
     assert in_family("koji.timeout", "koji")
     assert in_family("koji", "koji")
     assert not in_family("kojihub.timeout", "koji")

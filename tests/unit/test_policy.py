@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from execdb.automation.policy import decide_retry, recipients
+from execdb.automation.policy import NotifyDecision, decide_retry, recipients
 from execdb.automation.settings import Backoff, NotifySettings, RetrySettings, WatchdogSettings
 from execdb.automation.watchdog import verdict
 from execdb.causes.catalogue import load_catalogue
 from execdb.config import SettingsError, load_settings
-from execdb.jobs.states import Blame, State
+from execdb.vocabulary import Blame, State
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CATALOGUE = load_catalogue()
@@ -101,7 +101,7 @@ def route(blame: Blame, *, pending: bool = False, **fields: Any) -> list[str]:
             **fields,
         }
     )
-    return recipients(crashed(blame=blame), notify, retry_pending=pending)
+    return recipients(crashed(blame=blame), notify, retry_pending=pending).to
 
 
 def test_notifications_follow_the_blame() -> None:
@@ -116,9 +116,34 @@ def test_notifications_follow_the_blame() -> None:
 def test_maintainers_come_from_the_trigger_too_and_default_to_the_admins() -> None:
     notify = NotifySettings.model_validate({"admins": ["admins@example.org"]})
     job = crashed(blame=Blame.TASK, trigger_data={"contacts": ["me@example.org", 42, "no-at"]})
-    assert recipients(job, notify, retry_pending=False) == ["me@example.org"]
+    assert recipients(job, notify, retry_pending=False).to == ["me@example.org"]
     job = crashed(blame=Blame.TASK, trigger_data={"contacts": "nobody"})
-    assert recipients(job, notify, retry_pending=False) == ["admins@example.org"]
+    assert recipients(job, notify, retry_pending=False).to == ["admins@example.org"]
+
+
+def test_only_the_first_contacts_that_are_addresses_are_used() -> None:
+    notify = NotifySettings.model_validate({"admins": ["admins@example.org"], "max_contacts": 4})
+    contacts = [
+        "Me@Example.ORG",
+        "a@b.org\r\nBcc: everyone@example.org",
+        {"name": "x"},
+        "me@example.org",
+        *(f"spam{n}@example.org" for n in range(3000)),
+    ]
+    job = crashed(blame=Blame.TASK, trigger_data={"contacts": contacts})
+    decided = recipients(job, notify, retry_pending=False)
+    assert decided.to == ["Me@example.org", "me@example.org"]
+    assert len(decided.dropped) == 3
+    assert decided.dropped[0].startswith(
+        "'a@b.org\\r\\nBcc: everyone@example.org' is not an e-mail"
+    )
+    assert decided.dropped[1] == "{'name': 'x'} is not an e-mail address: not a string"
+    assert decided.dropped[2] == (
+        "3000 more contact(s): only the first 4 are used (the max_contacts setting)"
+    )
+    # Nobody is told of a third party's crash: its contacts are not even looked at.
+    job = crashed(blame=Blame.THIRD_PARTY, trigger_data={"contacts": contacts})
+    assert recipients(job, notify, retry_pending=True) == NotifyDecision([], [])
 
 
 def test_routes_can_match_cause_families_and_tasks() -> None:
@@ -217,6 +242,16 @@ def test_the_watchdog_crashes_a_job_no_executor_started() -> None:
             '[[notify.routes]]\nto = ["the boss"]\n',
             "notify.routes[0].to: Value error, 'the boss' is not a recipient",
         ),
+        (
+            '[notify]\nadmins = ["ops@example.org\\r\\nBcc: all@example.org"]\n',
+            "notify.admins: Value error, 'ops@example.org\\r\\nBcc: all@example.org' is not "
+            "an e-mail address: The part after the @-sign contains invalid characters",
+        ),
+        (
+            '[notify.contacts]\n"rpm*" = ["rpm team@example.org"]\n',
+            "notify.contacts.rpm*: Value error, 'rpm team@example.org' is not an e-mail address",
+        ),
+        ("[notify]\nmax_contacts = -1\n", "notify.max_contacts: Input should be greater"),
         ('[dispatch]\nkind = "buildbot"\n', "dispatch: Value error, url: the buildbot"),
         ('[dispatch]\nkind = "jenkins"\n', "dispatch.kind: Input should be"),
     ],

@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from execdb.jobs.states import ALLOWED, TERMINAL, Outcome, State, decide
+from execdb.jobs.states import ALLOWED, decide
+from execdb.vocabulary import TERMINAL, Outcome, State
 
 S, R, F, C, X = (State.SCHEDULED, State.RUNNING, State.FINISHED, State.CRASHED, State.CANCELLED)
 LEGAL = {(S, R), (S, C), (S, X), (R, F), (R, C), (R, X)}

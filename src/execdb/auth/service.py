@@ -4,9 +4,10 @@ A token's secret is 256 random bits, so a plain SHA-256 is enough to store it sa
 password hash buys nothing against a secret nobody can guess) and lets a request be
 authenticated with one indexed look-up.
 
-That look-up was a fifth of the cost of a report, so a process remembers the tokens it has
-recognised for `cache_seconds` (10 s by default). Revoking through this process takes effect
-at once; a revocation made elsewhere (the command line, another server) within that time.
+That look-up was a large share of the cost of a report (docs/benchmarks.md), so a process
+remembers the tokens it has recognised for `cache_seconds` (10 s by default). Revoking
+through this process takes effect at once; a revocation made elsewhere (the command line,
+another server) within that time.
 Unknown secrets are never remembered, so a new token works at once everywhere.
 """
 
@@ -29,7 +30,7 @@ from execdb.db import Database
 from execdb.errors import InvalidInput, NotFound
 
 SCOPES = ("create", "report", "admin")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}\Z")  # \Z: no final newline
 RESERVED_NAMES = frozenset({"execdb"})  # the actor name of ExecDB's own reports
 PREFIX = "execdb_"
 
@@ -75,7 +76,7 @@ class TokenService:
 
     def create(self, name: str, scopes: Iterable[str], now: datetime) -> tuple[Token, str]:
         """A new token and its secret; the secret is shown once and never stored."""
-        if not NAME_RE.match(name) or name in RESERVED_NAMES:
+        if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
             raise InvalidInput(
                 f"name: {name!r} is not a usable token name (letters, digits and ._@+-, "
                 "at most 100; 'execdb' is reserved)"

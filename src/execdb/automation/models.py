@@ -30,6 +30,21 @@ class Status(StrEnum):
     FAILED = "failed"  # gave up after the last attempt; kept to be seen and retried by hand
 
 
+# A notification's sink: an e-mail to its recipients, or a POST to a [notify.webhooks] entry.
+# A dispatch's sink is the dispatcher's kind (dispatch.kind: "webhook" or "buildbot").
+EMAIL_SINK = "email"
+_WEBHOOK = "webhook:"
+
+
+def webhook_sink(name: str) -> str:
+    return f"{_WEBHOOK}{name}"
+
+
+def webhook_name(sink: str) -> str | None:
+    """The webhook a notification's sink names, or None if it names none."""
+    return sink.removeprefix(_WEBHOOK) if sink.startswith(_WEBHOOK) else None
+
+
 class Delivery(Base):
     __tablename__ = "deliveries"
 

@@ -22,6 +22,7 @@ from execdb.db import Database
 from execdb.errors import JobNotFound
 from execdb.ids import uuid7
 from execdb.jobs.models import Job
+from execdb.vocabulary import DispatchState
 
 DeliveryRow = Mapping[str, Any]
 
@@ -112,7 +113,7 @@ class Outbox:
                 )
             )
             if done.rowcount and delivery["kind"] == Kind.DISPATCH:
-                _dispatch_state(conn, delivery["job_id"], "sent", None)
+                _dispatch_state(conn, delivery["job_id"], DispatchState.SENT, None)
 
     def failed(self, delivery: DeliveryRow, error: str, now: datetime) -> bool:
         """Record a failed attempt; True if it will be tried again.
@@ -136,14 +137,14 @@ class Outbox:
         with self.db.write() as conn:
             recorded = conn.execute(update(Delivery).where(*mine).values(values))
             if recorded.rowcount and delivery["kind"] == Kind.DISPATCH:
-                state = "pending" if again else "failed"
+                state = DispatchState.PENDING if again else DispatchState.FAILED
                 _dispatch_state(conn, delivery["job_id"], state, error)
         return again
 
     def retry_failed(self, now: datetime, job_uuid: uuid.UUID | None = None) -> int:
         """Give deliveries that were given up on a new round of attempts; how many."""
         deliveries = update(Delivery).where(Delivery.status == Status.FAILED)
-        jobs = update(Job).where(Job.dispatch_state == "failed")
+        jobs = update(Job).where(Job.dispatch_state == DispatchState.FAILED)
         if job_uuid is not None:
             deliveries = deliveries.where(Delivery.job_id == _job_id(job_uuid).scalar_subquery())
             jobs = jobs.where(Job.uuid == job_uuid)
@@ -151,7 +152,7 @@ class Outbox:
             result = conn.execute(
                 deliveries.values(status=Status.PENDING, attempts=0, next_attempt_at=now)
             )
-            conn.execute(jobs.values(dispatch_state="pending"))
+            conn.execute(jobs.values(dispatch_state=DispatchState.PENDING))
             return int(result.rowcount)
 
     def for_job(self, job_uuid: uuid.UUID) -> list[DeliveryRow]:
@@ -169,7 +170,7 @@ def _job_id(job_uuid: uuid.UUID) -> Select[Any]:
     return select(Job.id).where(Job.uuid == job_uuid)
 
 
-def _dispatch_state(conn: Connection, job_id: int, state: str, error: str | None) -> None:
+def _dispatch_state(conn: Connection, job_id: int, state: DispatchState, error: str | None) -> None:
     conn.execute(
         update(Job).where(Job.id == job_id).values(dispatch_state=state, dispatch_error=error)
     )

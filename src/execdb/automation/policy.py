@@ -8,6 +8,8 @@ one to it, so no chain of retries can outgrow its limit.
 Notification: every route that matches adds its recipients; "maintainers" are the task's
 contacts from the settings and from trigger_data.contacts (the admins when nobody is known),
 "admins" the admins. A route with `when = "final"` says nothing while a retry is pending.
+Only the first `max_contacts` entries of trigger_data.contacts are used, and of those only
+the e-mail addresses; the others are dropped, each with the reason, for the job page to show.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from execdb.automation.settings import NotifySettings, RetrySettings
+from execdb.automation.settings import NotifySettings, RetrySettings, email_address
 from execdb.causes.catalogue import Catalogue
-from execdb.jobs.states import State
+from execdb.vocabulary import State
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,36 +71,66 @@ def _within(
     return RetryDecision(now + delay(attempt), f"{label}: attempt {attempt + 1} of {limit}")
 
 
+@dataclass(frozen=True, slots=True)
+class NotifyDecision:
+    to: list[str]  # addresses and webhook:NAME, in a stable order without repeats
+    dropped: list[str]  # the trigger's contacts left out, each saying why
+
+
 def recipients(
     job: Mapping[str, Any], settings: NotifySettings, *, retry_pending: bool
-) -> list[str]:
-    """Who hears of this crash, in a stable order without repeats."""
+) -> NotifyDecision:
+    """Who hears of this crash."""
+    named = [
+        recipient
+        for route in settings.routes
+        if not (route.when == "final" and retry_pending)
+        and route.matches(blame=job["blame"], cause=job["cause"], task=job["task"])
+        for recipient in route.to
+    ]
+    contacts: list[str] = []
+    dropped: list[str] = []
+    if "maintainers" in named:
+        contacts, dropped = _contacts(job["trigger_data"], settings.max_contacts)
     found: dict[str, None] = {}
-    for route in settings.routes:
-        if route.when == "final" and retry_pending:
-            continue
-        if not route.matches(blame=job["blame"], cause=job["cause"], task=job["task"]):
-            continue
-        for recipient in route.to:
-            for resolved in _resolve(recipient, job, settings):
-                found.setdefault(resolved)
-    return list(found)
+    for recipient in named:
+        if recipient == "admins":
+            found.update(dict.fromkeys(settings.admins))
+        elif recipient == "maintainers":
+            maintainers = settings.maintainers(job["task"]) + contacts
+            # A task bug must reach someone: with no maintainer known, the admins hear of it.
+            found.update(dict.fromkeys(maintainers or settings.admins))
+        else:
+            found.setdefault(recipient)
+    return NotifyDecision(list(found), dropped)
 
 
-def _resolve(recipient: str, job: Mapping[str, Any], settings: NotifySettings) -> list[str]:
-    if recipient == "admins":
-        return list(settings.admins)
-    if recipient == "maintainers":
-        maintainers = settings.maintainers(job["task"]) + _contacts(job["trigger_data"])
-        # A task bug must reach someone: with no maintainer known, the admins hear of it.
-        return maintainers or list(settings.admins)
-    return [recipient]
+def _contacts(trigger_data: Mapping[str, Any], limit: int) -> tuple[list[str], list[str]]:
+    """The trigger's contacts to mail, and those dropped with the reason.
 
-
-def _contacts(trigger_data: Mapping[str, Any]) -> list[str]:
+    Only the first `limit` entries are looked at: a token that may create jobs must not make
+    ExecDB mail thousands of addresses (nor check them all inside the crash's transaction).
+    """
     contacts = trigger_data.get("contacts")
+    if contacts is None:
+        return [], []
     if isinstance(contacts, str):
         contacts = [contacts]
     if not isinstance(contacts, list):
-        return []
-    return [c for c in contacts if isinstance(c, str) and "@" in c and len(c) < 255]
+        return [], ["trigger_data.contacts: not a list of e-mail addresses"]
+    kept: list[str] = []
+    dropped: list[str] = []
+    for entry in contacts[:limit]:
+        if not isinstance(entry, str):
+            dropped.append(f"{repr(entry)[:40]} is not an e-mail address: not a string")
+            continue
+        try:
+            kept.append(email_address(entry))
+        except ValueError as exc:
+            dropped.append(str(exc))
+    if len(contacts) > limit:
+        dropped.append(
+            f"{len(contacts) - limit} more contact(s): only the first {limit} are used "
+            "(the max_contacts setting)"
+        )
+    return kept, dropped

@@ -7,36 +7,51 @@ transaction, so that a change and what it calls for are committed together or no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from execdb.automation import outbox
-from execdb.automation.models import Kind
+from execdb.automation.models import EMAIL_SINK, Kind, webhook_name
 from execdb.automation.policy import RetryDecision, decide_retry, recipients
+from execdb.automation.settings import DispatchSettings, NotifySettings, RetrySettings
 from execdb.causes.catalogue import Catalogue
-from execdb.config import Settings
 from execdb.jobs.schemas import JobPublic
-from execdb.jobs.states import State
-
-JobRow = Mapping[str, Any]
+from execdb.jobs.states import JobRow
+from execdb.vocabulary import DispatchState, State
 
 
 class Reactions:
-    def __init__(self, settings: Settings, catalogue: Catalogue) -> None:
-        self.settings = settings
-        self.catalogue = catalogue
-        self.base_url = (settings.base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    """The job service's `execdb.jobs.interfaces.Reactions`, by the policies in the settings."""
 
-    def retry(self, job: JobRow, now: datetime) -> RetryDecision:
-        return decide_retry(job, self.settings.retry, self.catalogue, now)
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        retry: RetrySettings,
+        notify: NotifySettings,
+        dispatch: DispatchSettings,
+        base_url: str,
+    ) -> None:
+        self.catalogue = catalogue
+        self.retry = retry
+        self.notify = notify
+        self.dispatch = dispatch
+        self.base_url = base_url.rstrip("/")
+
+    def ended(self, conn: Connection, job: JobRow, now: datetime) -> datetime | None:
+        """Decide the retry of a job that has just ended and queue a crash's notifications."""
+        retry = decide_retry(job, self.retry, self.catalogue, now)
+        if job["state"] == State.CRASHED:
+            self.crashed(conn, {**job, "retry_at": retry.retry_at}, retry, now)
+        return retry.retry_at
 
     def crashed(self, conn: Connection, job: JobRow, retry: RetryDecision, now: datetime) -> None:
         """Queue the notifications of a crash (the job as it now is)."""
         pending = retry.retry_at is not None
-        to = recipients(job, self.settings.notify, retry_pending=pending)
+        decided = recipients(job, self.notify, retry_pending=pending)
+        to = decided.to
         if not to:
             return
         cause = self.catalogue.get(job["cause"]) if job["cause"] else None
@@ -48,11 +63,12 @@ class Reactions:
                 "at": retry.retry_at.isoformat() if retry.retry_at else None,
                 "reason": retry.reason,
             },
+            "dropped_contacts": decided.dropped,
         }
         # One e-mail to all its addresses, one POST to each webhook.
-        emails = [r for r in to if not r.startswith("webhook:")]
-        sends = [("email", emails)] if emails else []
-        sends += [(hook, [hook]) for hook in to if hook.startswith("webhook:")]
+        emails = [r for r in to if webhook_name(r) is None]
+        sends = [(EMAIL_SINK, emails)] if emails else []
+        sends += [(hook, [hook]) for hook in to if webhook_name(hook) is not None]
         for sink, recipients_ in sends:
             outbox.add(
                 conn,
@@ -64,9 +80,9 @@ class Reactions:
                 now=now,
             )
 
-    def rescheduled(self, conn: Connection, job: JobRow, now: datetime) -> str | None:
+    def rescheduled(self, conn: Connection, job: JobRow, now: datetime) -> DispatchState | None:
         """Queue the dispatch of a new attempt; its dispatch_state (None: not dispatched)."""
-        kind = self.settings.dispatch.kind
+        kind = self.dispatch.kind
         if kind == "none":
             return None
         assert job["state"] == State.SCHEDULED
@@ -79,7 +95,7 @@ class Reactions:
             payload={"event": "job.rescheduled", "job": self.public(job)},
             now=now,
         )
-        return "pending"
+        return DispatchState.PENDING
 
     def public(self, job: JobRow) -> dict[str, Any]:
         return JobPublic.from_row(job, self.base_url).model_dump(mode="json")

@@ -1,7 +1,9 @@
 """Making one delivery: a webhook POST, an e-mail, or a build forced on Buildbot.
 
-Each sender raises DeliveryError (with a one-line reason kept on the delivery) when the
-receiver did not take it; the worker then tries again later.
+Each delivery is made by a `Sender`, which `Senders` chooses from the delivery's kind and sink
+(the worker's only way out of the process; tests pass a double of their own). A sender raises
+DeliveryError (with a one-line reason kept on the delivery) when the receiver did not take it;
+the worker then tries again later.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import hmac
 import json
 import smtplib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from execdb import __version__
+from execdb.automation.models import EMAIL_SINK, Kind, webhook_name
 from execdb.automation.settings import DispatchSettings, NotifySettings, SmtpSettings
 
 USER_AGENT = f"ExecDB/{__version__}"
@@ -116,32 +120,81 @@ async def send_email(delivery: Mapping[str, Any], smtp: SmtpSettings) -> None:
     await asyncio.to_thread(_send_email, email_message(delivery, smtp), smtp)
 
 
-async def notify(
-    client: httpx.AsyncClient, delivery: Mapping[str, Any], settings: NotifySettings
-) -> None:
-    sink: str = delivery["sink"]
-    if sink == "email":
-        await send_email(delivery, settings.smtp)
-        return
-    name = sink.removeprefix("webhook:")
-    hook = settings.webhooks.get(name)
-    if hook is None:
-        raise DeliveryError(f"no webhook {name!r} in the settings ([notify.webhooks])")
-    await post_webhook(client, str(hook.url), hook.secret, delivery)
+class Sender(Protocol):
+    """Makes one kind of delivery; raises DeliveryError when the receiver did not take it."""
+
+    async def send(self, delivery: Mapping[str, Any]) -> None: ...
 
 
-async def dispatch(
-    client: httpx.AsyncClient, delivery: Mapping[str, Any], settings: DispatchSettings
-) -> None:
-    """Start a rescheduled job with the dispatcher the delivery was made for."""
-    assert settings.url is not None
-    url = str(settings.url).rstrip("/")
-    if delivery["sink"] == "webhook":
-        await post_webhook(client, url, settings.secret, delivery)
-    elif delivery["sink"] == "buildbot":
-        await force_build(client, url, settings, delivery["payload"]["job"])
-    else:
-        raise DeliveryError(f"no dispatcher {delivery['sink']!r} (set dispatch.kind)")
+@dataclass(frozen=True, slots=True)
+class EmailSender:
+    smtp: SmtpSettings
+
+    async def send(self, delivery: Mapping[str, Any]) -> None:
+        await send_email(delivery, self.smtp)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSender:
+    client: httpx.AsyncClient
+    url: str
+    secret: str
+
+    async def send(self, delivery: Mapping[str, Any]) -> None:
+        await post_webhook(self.client, self.url, self.secret, delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildbotSender:
+    client: httpx.AsyncClient
+    url: str
+    settings: DispatchSettings
+
+    async def send(self, delivery: Mapping[str, Any]) -> None:
+        await force_build(self.client, self.url, self.settings, delivery["payload"]["job"])
+
+
+@dataclass(frozen=True, slots=True)
+class Unsendable:
+    """A delivery whose sink the settings no longer name: it fails, saying why."""
+
+    reason: str
+
+    async def send(self, delivery: Mapping[str, Any]) -> None:
+        raise DeliveryError(self.reason)
+
+
+class Senders:
+    """The one place that turns a delivery's kind and sink into the sender that makes it."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, notify: NotifySettings, dispatch: DispatchSettings
+    ) -> None:
+        self.client = client
+        self.notify = notify
+        self.dispatch = dispatch
+
+    def __call__(self, delivery: Mapping[str, Any]) -> Sender:
+        sink: str = delivery["sink"]
+        if delivery["kind"] == Kind.DISPATCH:
+            return self._dispatcher(sink)
+        if sink == EMAIL_SINK:
+            return EmailSender(self.notify.smtp)
+        name = webhook_name(sink)
+        hook = self.notify.webhooks.get(name) if name is not None else None
+        if hook is None:
+            return Unsendable(f"no webhook {name or sink!r} in the settings ([notify.webhooks])")
+        return WebhookSender(self.client, str(hook.url), hook.secret)
+
+    def _dispatcher(self, sink: str) -> Sender:
+        if self.dispatch.url is None:
+            return Unsendable("no dispatch.url in the settings")
+        url = str(self.dispatch.url).rstrip("/")
+        if sink == "webhook":
+            return WebhookSender(self.client, url, self.dispatch.secret)
+        if sink == "buildbot":
+            return BuildbotSender(self.client, url, self.dispatch)
+        return Unsendable(f"no dispatcher {sink!r} (set dispatch.kind)")
 
 
 async def force_build(

@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal, Self
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,7 +23,7 @@ from pydantic import (
 )
 
 from execdb.causes.catalogue import in_family
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -207,18 +208,40 @@ class SmtpSettings(BaseModel):
     timeout: Duration = timedelta(seconds=30)
 
 
-_RECIPIENT = re.compile(r"^(maintainers|admins|webhook:[\w.-]+|[^@\s]+@[^@\s]+)$")
+def email_address(text: str) -> str:
+    """`text` as an address to send mail to, normalised; ValueError saying why it is not one.
+
+    The syntax only (no DNS look-up), by email-validator: one address that fits an SMTP
+    envelope and a To header, so that no address can break the message it is put in. The part
+    before the @ must be ASCII (the mail server need not offer SMTPUTF8); an internationalised
+    domain is given in its ASCII (IDNA) form.
+    """
+    try:
+        checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        shown = text if len(text) <= 100 else text[:100] + "..."
+        raise ValueError(f"{shown!r} is not an e-mail address: {exc}") from None
+    return checked.ascii_email or checked.normalized
+
+
+_WEBHOOK = re.compile(r"webhook:[\w.-]+")
+
+
+def _recipient(value: str) -> str:
+    if value in ("maintainers", "admins") or _WEBHOOK.fullmatch(value):
+        return value
+    if "@" not in value:
+        raise ValueError(
+            f"{value!r} is not a recipient: write an e-mail address, 'webhook:NAME', "
+            "'maintainers' or 'admins'"
+        )
+    return email_address(value)
 
 
 def _recipients(value: object) -> object:
     value = _list(value)
     if isinstance(value, list):
-        for v in value:
-            if isinstance(v, str) and not _RECIPIENT.match(v):
-                raise ValueError(
-                    f"{v!r} is not a recipient: write an e-mail address, 'webhook:NAME', "
-                    "'maintainers' or 'admins'"
-                )
+        return [_recipient(v) if isinstance(v, str) else v for v in value]
     return value
 
 
@@ -247,6 +270,11 @@ class NotifySettings(BaseModel):
         default_factory=dict,
         description="Task name pattern -> the task's maintainers. A trigger may also send "
         "them as trigger_data.contacts.",
+    )
+    max_contacts: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=20,
+        description="How many entries of a job's trigger_data.contacts are looked at; any "
+        "after them are dropped, as are those that are not e-mail addresses.",
     )
     routes: tuple[Route, ...] = DEFAULT_ROUTES
     webhooks: dict[str, Webhook] = Field(default_factory=dict)

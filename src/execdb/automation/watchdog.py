@@ -18,7 +18,7 @@ from typing import Any
 
 from execdb.automation.settings import WatchdogSettings
 from execdb.jobs.schemas import JobReport
-from execdb.jobs.states import Blame, State
+from execdb.vocabulary import Blame, State
 
 
 def verdict(job: Mapping[str, Any], settings: WatchdogSettings, now: datetime) -> JobReport | None:

@@ -16,11 +16,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
-CODE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+# `\Z`, not `$`: `$` also matches before a final newline, and "koji.timeout\n" would then be
+# stored as a cause of its own (unknown, so UNKNOWN blame and never retried).
+CODE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
 CODE_MAX_LENGTH = 100
-FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\Z")
 
 
 class CatalogueError(ValueError):
@@ -43,7 +45,7 @@ class Cause:
 
 
 def is_valid_code(code: str) -> bool:
-    return len(code) <= CODE_MAX_LENGTH and CODE_RE.match(code) is not None
+    return len(code) <= CODE_MAX_LENGTH and CODE_RE.fullmatch(code) is not None
 
 
 def in_family(code: str, family: str) -> bool:

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from execdb.config import Settings
     from execdb.services import Services
 
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
 
 class CommandError(Exception):
     """A failure to report in one line, without a traceback."""
@@ -129,7 +131,7 @@ def worker(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from execdb.automation.worker import Worker
+    from execdb.worker import Worker
 
     settings = _settings(args)
     services = _ready_services(settings)
@@ -230,7 +232,13 @@ def token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
+    _register_processes(commands)
+    _register_database(commands)
+    _register_tokens(commands)
+
+
+def _register_processes(commands: Commands) -> None:
     p = commands.add_parser(
         "serve",
         help="run the HTTP server",
@@ -263,6 +271,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("uuid", nargs="?", type=uuid.UUID, metavar="UUID", help="only this job's")
     p.set_defaults(run=deliveries_retry)
 
+
+def _register_database(commands: Commands) -> None:
     db = commands.add_parser("db", help="database schema").add_subparsers(
         metavar="COMMAND", required=True
     )
@@ -272,6 +282,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = db.add_parser("current", help="show the schema revision; exit 1 when it is not current")
     p.set_defaults(run=db_current)
 
+
+def _register_tokens(commands: Commands) -> None:
     tokens = commands.add_parser("token", help="API tokens").add_subparsers(
         metavar="COMMAND", required=True
     )

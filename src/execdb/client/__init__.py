@@ -66,7 +66,7 @@ class Client:
             raise ValueError("no ExecDB URL: pass one or set EXECDB_URL")
         token = token if token is not None else os.environ.get("EXECDB_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        # Loading the CA bundle costs ~100 ms of a command's start; plain http needs none.
+        # Loading the CA bundle is a noticeable part of a command's start; plain http needs none.
         https = url.startswith("https:")
         self._http = httpx.Client(
             base_url=url.rstrip("/"), headers=headers, timeout=timeout, verify=https

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uui
 from sqlalchemy.orm import Mapped, mapped_column
 
 from execdb.db import Base, string_enum
-from execdb.jobs.states import Blame, Outcome, State
+from execdb.vocabulary import Blame, Outcome, State
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so auto-incrementing).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -54,7 +54,7 @@ class Job(Base):
     updated_at: Mapped[datetime]
     # created_at to started_at and started_at to finished_at, in microseconds, set with the
     # times they come from: statistics then read numbers instead of doing date arithmetic on
-    # every row (SQLite can only do it by parsing text, ten times slower than reading a number,
+    # every row (SQLite can only do it by parsing text, much slower than reading a number,
     # and exactly only to the millisecond).
     queue_us: Mapped[int | None] = mapped_column(BigInteger)
     run_us: Mapped[int | None] = mapped_column(BigInteger)

@@ -18,11 +18,17 @@ from pydantic import (
 )
 
 from execdb.causes.catalogue import CODE_MAX_LENGTH, is_valid_code
-from execdb.jobs.states import TERMINAL, Blame, Outcome, State
+from execdb.jobs.states import misplaced_fields
 from execdb.jobs.text import is_unicode, storable_json, storable_text
+from execdb.vocabulary import Blame, Outcome, State
 
-# One line of printable text, no surrounding blanks: names that people type and search for.
-_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+# One line of text that shows as it is, no surrounding blanks: names that people type and
+# search for. Refused: control characters (Unicode category Cc, U+0085 included), line and
+# paragraph separators (U+2028, U+2029), and the bidirectional controls that reorder what
+# follows them on screen (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069). Written
+# with escapes that Python, Rust (pydantic) and ECMAScript (the OpenAPI document) all read.
+_UNSHOWABLE = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_NAME_PATTERN = rf"^[^\s{_UNSHOWABLE}](?:[^{_UNSHOWABLE}]*[^\s{_UNSHOWABLE}])?$"
 
 
 def _unicode(value: str) -> str:
@@ -132,18 +138,15 @@ class JobReport(BaseModel):
 
     @model_validator(mode="after")
     def _fields_fit_state(self) -> Self:
-        if self.state != State.CRASHED:
-            for field in ("blame", "cause"):
-                if getattr(self, field) is not None:
-                    raise ValueError(f"{field}: only a CRASHED report carries a {field}")
-        if self.executor is not None and self.state != State.RUNNING:
-            raise ValueError("executor: only a RUNNING report carries executor information")
-        if self.details is not None and self.state not in TERMINAL:
-            raise ValueError(
-                "details: only a report that ends the job (FINISHED, CRASHED, CANCELLED) "
-                "carries details"
-            )
+        misplaced = misplaced_fields(self)
+        if misplaced:
+            raise ValueError(misplaced[0])
         return self
+
+
+def links(base_url: str, job_uuid: object) -> tuple[str, str]:
+    """A job's `href` in the API and its web `page`."""
+    return f"{base_url}/api/v1/jobs/{job_uuid}", f"{base_url}/jobs/{job_uuid}"
 
 
 class JobPublic(BaseModel):
@@ -182,9 +185,10 @@ class JobPublic(BaseModel):
     def from_row(cls, row: Mapping[str, Any], base_url: str, **extra: Any) -> Self:
         # Rows come from our own tables, already typed: validating them again would be the
         # most expensive step of a read.
+        href, page = links(base_url, row["uuid"])
         job = cls.model_construct(
-            href=f"{base_url}/api/v1/jobs/{row['uuid']}",
-            page=f"{base_url}/jobs/{row['uuid']}",
+            href=href,
+            page=page,
             **{name: row[name] for name in _JOB_COLUMNS},
             **extra,
         )

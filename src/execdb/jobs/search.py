@@ -19,8 +19,8 @@ from sqlalchemy.sql.operators import custom_op
 
 from execdb.causes.catalogue import FAMILY_RE
 from execdb.jobs.models import Job
-from execdb.jobs.states import Blame, State
 from execdb.jobs.text import is_unicode
+from execdb.vocabulary import Blame, State
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
@@ -136,6 +136,25 @@ def unseekable(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """`+column`: the same value, on which SQLite can seek no index. SQLite's planner keeps no
     statistics, and this is how a query tells it which index not to take."""
     return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
+def search_column(
+    search: JobFilters, *, sqlite: bool
+) -> Callable[[ColumnElement[Any]], ColumnElement[Any]]:
+    """How a job search passes its columns to `conditions`.
+
+    SQLite's planner, without statistics, would take the window's two columns of ix_jobs_stats
+    (state, created_at) over (state, id) for a search by state and window, and sort every job
+    of the window; by (state, id) the newest page is the first rows it reads. So there, such a
+    search compares `+created_at`, which can seek on no index.
+    """
+    if sqlite and search.state and search.since:
+        return _plus_created_at
+    return as_is
+
+
+def _plus_created_at(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return unseekable(column) if column.key == "created_at" else column
 
 
 def conditions(

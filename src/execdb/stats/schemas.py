@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from execdb.jobs.search import JobFilters, _split
-from execdb.jobs.states import Blame, State
+from execdb.vocabulary import Blame, State
 
 
 class GroupKey(StrEnum):

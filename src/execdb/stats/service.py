@@ -50,8 +50,8 @@ from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import InvalidInput
 from execdb.jobs.models import Job
+from execdb.jobs.schemas import links
 from execdb.jobs.search import as_is, conditions, unseekable, window
-from execdb.jobs.states import Blame, State
 from execdb.stats.schemas import (
     DEFAULT_DAYS,
     DURATION_EDGES,
@@ -72,6 +72,7 @@ from execdb.stats.schemas import (
     UncategorizedJob,
     Window,
 )
+from execdb.vocabulary import TERMINAL, Blame, State
 
 MAX_BUCKETS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
@@ -91,7 +92,6 @@ _COLUMNS: dict[GroupKey, Any] = {
     GroupKey.arch: Job.arch,
     GroupKey.item_type: Job.item_type,
 }
-_ENDED = frozenset({State.FINISHED, State.CRASHED, State.CANCELLED})
 
 GroupValues = tuple[str | None, ...]
 Microseconds = ColumnElement[int | None] | InstrumentedAttribute[int | None]
@@ -277,8 +277,8 @@ class StatsService:
         # comma-separated text per column rather than as a row each: tens of thousands of
         # row tuples cost more to fetch than the index scan behind them. NumPy parses them
         # and finds the percentiles by partial sorting, the same linear interpolation as
-        # percentile_cont, ten times faster than sorting Python ints (imported here: only
-        # this path needs it).
+        # percentile_cont, far faster than sorting Python ints (docs/benchmarks.md; imported
+        # here: only this path needs it).
         import numpy as np
 
         stmt = select(func.group_concat(Job.queue_us), func.group_concat(Job.run_us)).where(
@@ -347,14 +347,11 @@ class StatsService:
             .order_by(Job.id.desc())
             .limit(limit)
         )
-        return [
-            UncategorizedJob(
-                href=f"{base_url}/api/v1/jobs/{row['uuid']}",
-                page=f"{base_url}/jobs/{row['uuid']}",
-                **row,
-            )
-            for row in conn.execute(stmt).mappings()
-        ]
+        found = []
+        for row in conn.execute(stmt).mappings():
+            href, page = links(base_url, row["uuid"])
+            found.append(UncategorizedJob(href=href, page=page, **row))
+        return found
 
 
 def _order(value: str | None) -> tuple[bool, str]:
@@ -372,7 +369,7 @@ def _counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     by_state = dict.fromkeys(State, 0)
     for row in rows:
         by_state[row["state"]] += row["n"]
-    ran = by_state[State.FINISHED] + by_state[State.CRASHED]
+    ran = ran_to_an_outcome(by_state)
     return {
         "total": sum(by_state.values()),
         "by_state": by_state,
@@ -428,9 +425,15 @@ def _parse_bucket(value: str | datetime) -> datetime:
     return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
 
 
+def ran_to_an_outcome(by_state: Mapping[State, int]) -> int:
+    """The jobs that ended FINISHED or CRASHED: what a crash rate is a share of (cancelled
+    jobs said nothing about the task)."""
+    return by_state[State.FINISHED] + by_state[State.CRASHED]
+
+
 def _retry_figures(states: Counter[State]) -> dict[str, Any]:
     retried = states.total()
-    pending = retried - sum(states[s] for s in _ENDED)
+    pending = retried - sum(states[s] for s in TERMINAL)
     decided = retried - pending
     helped = states[State.FINISHED]
     return {

@@ -110,8 +110,11 @@ def legend(series: Sequence[Series], *, lines: bool = False) -> str:
                 f'stroke-width="3" stroke-dasharray="{dash}"/></svg>'
             )
         else:
+            # An SVG fill, not a style attribute: the pages' CSP allows no inline styles.
             swatch = (
-                f'<span class="swatch" style="background:{s.colour}" aria-hidden="true"></span>'
+                '<svg class="swatch filled" viewBox="0 0 16 12" aria-hidden="true" width="16" '
+                f'height="12"><rect x=".5" y=".5" width="15" height="11" fill="{s.colour}" '
+                'stroke="rgba(0,0,0,.3)"/></svg>'
             )
         total = _number(sum(s.values))
         items.append(f"<li>{swatch}{escape(s.name)} <span class=muted>({total})</span></li>")

@@ -22,7 +22,7 @@ from execdb import __version__
 from execdb.db import utcnow
 from execdb.errors import ExecDBError, InvalidInput
 from execdb.http import validation_message
-from execdb.jobs.states import Blame, State
+from execdb.vocabulary import Blame, State
 from execdb.web import format
 
 templates = Jinja2Templates(directory=str(resources.files("execdb.web") / "templates"))

@@ -17,17 +17,19 @@ from markupsafe import Markup
 from execdb.causes.catalogue import Catalogue
 from execdb.errors import InvalidInput
 from execdb.jobs.search import JobFilters
-from execdb.jobs.states import Blame, State
 from execdb.services import Services
 from execdb.stats.schemas import (
     DurationHistograms,
+    Group,
     GroupKey,
     Histogram,
     Interval,
+    Series,
     Stats,
     StatsQuery,
 )
-from execdb.stats.service import time_window
+from execdb.stats.service import ran_to_an_outcome, time_window
+from execdb.vocabulary import Blame, State
 from execdb.web import charts, format
 from execdb.web.pages import BLAME_COLOURS
 
@@ -105,20 +107,8 @@ def figures(
     assert series is not None
     start, end = by_kind.window.start, by_kind.window.end
     labels = [_label(b.start, series.interval, end - start) for b in series.buckets]
-    crashes: dict[Blame, list[float]] = {blame: [] for blame in Blame}
     top = [c.cause for c in by_kind.by_cause[:TOP_CAUSES]]
-    causes: dict[str | None, list[float]] = {cause: [] for cause in top}
-    for bucket in series.buckets:
-        blames: dict[Blame, float] = defaultdict(float)
-        counted: dict[str | None, float] = defaultdict(float)
-        for group in bucket.groups:
-            n = group.by_state[State.CRASHED]
-            blames[Blame(group.key[GroupKey.blame] or Blame.UNKNOWN)] += n
-            counted[group.key[GroupKey.cause]] += n
-        for blame in Blame:
-            crashes[blame].append(blames[blame])
-        for cause in top:
-            causes[cause].append(counted[cause])
+    crashes, causes = _crashes_over_time(series, top)
     interval = series.interval.value
     # The job search's own filters, and only those: a link with another parameter is a 400.
     filters = {k: v for k, v in params.items() if k in _JOB_FILTERS and k != "since"}
@@ -153,29 +143,45 @@ def figures(
         ),
         "queue_plot": _histogram("queue-time", "Time in the queue", durations.queue_time),
         "run_plot": _histogram("run-time", "Run time", durations.run_time),
-        "tasks_plot": charts.bars(
-            ident="crash-rate-by-task",
-            title="Crash rate by task",
-            rows=[
-                charts.Bar(
-                    str(g.key[GroupKey.task]),
-                    g.crash_rate or 0,
-                    f"{format.percent(g.by_state[State.CRASHED], _ended(g.by_state))} "
-                    f"of {_ended(g.by_state)}",
-                    "#c62828",
-                )
-                for g in tasks
-            ],
-            scale=1.0,
-            caption="Of the jobs that ran to an outcome (FINISHED or CRASHED), the share that "
-            f"crashed; the {TOP_TASKS} tasks with the most jobs.",
-        ),
+        "tasks_plot": _crash_rates(tasks),
         "tasks": tasks,
     }
 
 
-def _ended(by_state: dict[State, int]) -> int:
-    return by_state[State.FINISHED] + by_state[State.CRASHED]
+def _crashes_over_time(
+    series: Series, top: list[str | None]
+) -> tuple[dict[Blame, list[float]], dict[str | None, list[float]]]:
+    """Per bucket of the series: crashes by blame, and crashes of each of the `top` causes."""
+    crashes: dict[Blame, list[float]] = {blame: [] for blame in Blame}
+    causes: dict[str | None, list[float]] = {cause: [] for cause in top}
+    for bucket in series.buckets:
+        blames: dict[Blame, float] = defaultdict(float)
+        counted: dict[str | None, float] = defaultdict(float)
+        for group in bucket.groups:
+            n = group.by_state[State.CRASHED]
+            blames[Blame(group.key[GroupKey.blame] or Blame.UNKNOWN)] += n
+            counted[group.key[GroupKey.cause]] += n
+        for blame in Blame:
+            crashes[blame].append(blames[blame])
+        for cause in top:
+            causes[cause].append(counted[cause])
+    return crashes, causes
+
+
+def _crash_rates(tasks: list[Group]) -> Markup:
+    rows = []
+    for g in tasks:
+        ran = ran_to_an_outcome(g.by_state)
+        shown = f"{format.percent(g.by_state[State.CRASHED], ran)} of {ran}"
+        rows.append(charts.Bar(str(g.key[GroupKey.task]), g.crash_rate or 0, shown, "#c62828"))
+    return charts.bars(
+        ident="crash-rate-by-task",
+        title="Crash rate by task",
+        rows=rows,
+        scale=1.0,
+        caption="Of the jobs that ran to an outcome (FINISHED or CRASHED), the share that "
+        f"crashed; the {TOP_TASKS} tasks with the most jobs.",
+    )
 
 
 def _histogram(ident: str, title: str, histogram: Histogram) -> Markup:

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from execdb.auth.api import ReadAccess
+from execdb.api.auth import ReadAccess
+from execdb.api.deps import ServicesDep, base_url
 from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
 from execdb.errors import InvalidInput, JobNotFound
-from execdb.http import ServicesDep, base_url
 from execdb.jobs.schemas import EventPublic, JobPublic
 from execdb.jobs.search import JobSearch
 from execdb.paging import Cursor

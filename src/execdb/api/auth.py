@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from execdb.api.deps import get_services
 from execdb.auth.service import Token
 from execdb.errors import Forbidden, Unauthenticated
-from execdb.http import get_services
-from execdb.jobs.service import Actor
+from execdb.vocabulary import Actor
 
 
 async def _token(request: Request) -> Token:

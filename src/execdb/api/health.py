@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from execdb import migrations
-from execdb.http import ServicesDep, error_response
+from execdb.api.deps import ServicesDep
+from execdb.http import error_response
 
 router = APIRouter(tags=["health"])
 

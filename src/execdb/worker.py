@@ -23,13 +23,13 @@ from typing import Any
 import httpx
 
 from execdb.automation import senders, watchdog
-from execdb.automation.models import Kind
 from execdb.automation.outbox import DeliveryRow
+from execdb.automation.senders import Sender
 from execdb.automation.settings import WatchdogSettings
 from execdb.db import utcnow
 from execdb.jobs.schemas import JobReport
-from execdb.jobs.service import SYSTEM
 from execdb.services import Services
+from execdb.vocabulary import SYSTEM
 
 log = logging.getLogger("execdb.worker")
 
@@ -54,22 +54,31 @@ class Worker:
         *,
         name: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        sender_for: Callable[[DeliveryRow], Sender] | None = None,
     ) -> None:
+        """`sender_for` chooses who makes each delivery: by default the real senders of
+        execdb.automation.senders (`Senders`), over an HTTP client the worker owns."""
         self.services = services
         self.settings = services.settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
+        self._sender_for = sender_for
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Worker:
-        timeout = self.settings.delivery.timeout.total_seconds()
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        if self._sender_for is None:
+            timeout = self.settings.delivery.timeout.total_seconds()
+            self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+            self._sender_for = senders.Senders(
+                self._client, notify=self.settings.notify, dispatch=self.settings.dispatch
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._sender_for = None
 
     async def tick(self, now: datetime | None = None) -> Tick:
         """One round of everything, as of `now` (default: the clock)."""
@@ -84,21 +93,30 @@ class Worker:
         jobs, db = self.services.jobs, self.services.db
         count = 0
         for job_uuid in await db.run(jobs.due_retries, now):
-            made = await db.run(jobs.reschedule, job_uuid, SYSTEM, now, only_if_due=True)
-            if made is not None and made[1]:
+            made = await db.run(jobs.claim_retry, job_uuid, now, SYSTEM)
+            if made is not None:
                 count += 1
-                log.info("retried job %s as %s", job_uuid, made[0]["uuid"])
+                log.info("retried job %s as %s", job_uuid, made["uuid"])
         return count
 
     async def watch(self, now: datetime) -> int:
         jobs, db, limits = self.services.jobs, self.services.db, self.settings.watchdog
         count = 0
-        for job in await db.run(jobs.stale, now, limits):
+        running, scheduled = limits.shortest
+        stale = await db.run(
+            jobs.stale, now, running=running, scheduled=scheduled, heartbeat=limits.heartbeat
+        )
+        for job in stale:
             report = watchdog.verdict(job, limits, now)
             if report is None:
                 continue
             done = await db.run(
-                jobs.report, job["uuid"], report, SYSTEM, now, only_if=_still(report, limits, now)
+                jobs.claim_report,
+                job["uuid"],
+                report,
+                SYSTEM,
+                now,
+                still=_still(report, limits, now),
             )
             if done is not None:
                 count += 1
@@ -130,12 +148,9 @@ class Worker:
 
     async def _send(self, delivery: DeliveryRow) -> str | None:
         """Make one delivery; None on success, else why it failed."""
-        assert self._client is not None, "use the worker as an async context manager"
+        assert self._sender_for is not None, "use the worker as an async context manager"
         try:
-            if delivery["kind"] == Kind.DISPATCH:
-                await senders.dispatch(self._client, delivery, self.settings.dispatch)
-            else:
-                await senders.notify(self._client, delivery, self.settings.notify)
+            await self._sender_for(delivery).send(delivery)
         except senders.DeliveryError as exc:
             return str(exc)
         except Exception as exc:  # a bug must not stop the other deliveries

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from execdb.auth.api import ReadAccess
-from execdb.http import ServicesDep
-from execdb.jobs.states import Blame
+from execdb.api.auth import ReadAccess
+from execdb.api.deps import ServicesDep
+from execdb.vocabulary import Blame
 
 router = APIRouter(prefix="/api/v1", tags=["causes"])
 

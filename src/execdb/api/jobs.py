@@ -5,20 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from execdb.auth.api import NEEDS_TOKEN, CreateActor, ReadAccess, ReportActor, authorize
+from execdb.api.auth import NEEDS_TOKEN, CreateActor, ReadAccess, ReportActor, authorize
+from execdb.api.deps import ServicesDep, base_url, get_services
 from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
-from execdb.http import (
-    ServicesDep,
-    base_url,
-    get_services,
-    json_answer,
-    json_body,
-    json_body_schema,
-)
+from execdb.http import OwnBodyRoutes, json_answer, json_body
 from execdb.jobs.schemas import (
     EventList,
     EventPublic,
@@ -32,6 +27,8 @@ from execdb.jobs.search import JobSearch
 from execdb.paging import Cursor
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
+# The two routes that take nearly all the traffic read their own bodies (see below).
+own_body = OwnBodyRoutes(router)
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"description": text}
@@ -57,6 +54,24 @@ def _link(request: Request, cursor: Cursor | None) -> str | None:
 # dependency and for a body parameter was most of what they cost. So these two routes check
 # the token and read the body themselves, and declare both for the OpenAPI document in
 # `openapi_extra` (figures in docs/benchmarks.md).
+#
+# Every write checks the token before it looks at its input, so that a caller without a
+# valid token learns nothing but 401. FastAPI validates path parameters before a route's code
+# runs (after its dependencies), and reads a body parameter before both: so `report` takes
+# its UUID as text and parses it after `authorize`, and `reschedule`, whose token is checked
+# by a dependency, reads its body itself.
+
+_UUID = TypeAdapter(uuid.UUID)
+# Declared as FastAPI declares a uuid.UUID parameter.
+JobUuidText = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
+
+
+def _job_uuid(text: str) -> uuid.UUID:
+    try:
+        return _UUID.validate_python(text)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("path", "job_uuid")} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
 
 
 @router.post(
@@ -64,7 +79,7 @@ def _link(request: Request, cursor: Cursor | None) -> str | None:
     status_code=201,
     response_model=JobPublic,
     responses={200: {"description": "The job already made for this msg_id and target."}, **_ERRORS},
-    openapi_extra=NEEDS_TOKEN | json_body_schema(JobCreate),
+    openapi_extra=NEEDS_TOKEN | own_body.body(JobCreate),
 )
 async def create_job(request: Request) -> Response:
     """Create a job (SCHEDULED) and get its UUID (scope create)."""
@@ -99,19 +114,19 @@ async def get_job(job_uuid: uuid.UUID, services: ServicesDep, request: Request) 
         409: {"description": "Illegal transition; the body holds the current state."},
         **_ERRORS,
     },
-    openapi_extra=NEEDS_TOKEN | json_body_schema(JobReport),
+    openapi_extra=NEEDS_TOKEN | own_body.body(JobReport),
 )
-async def report(job_uuid: uuid.UUID, request: Request) -> Response:
+async def report(job_uuid: JobUuidText, request: Request) -> Response:
     """Switch a job's state (RUNNING, FINISHED, CRASHED, CANCELLED; scope report).
 
     Repeating the current state with the same content changes nothing and answers 200. An
     illegal switch answers 409 and is recorded in the job's history all the same.
     """
     actor = await authorize(request, "report")
+    parsed = _job_uuid(job_uuid)
     body = await json_body(request, JobReport)
     services = get_services(request)
-    done = await services.db.run_write(services.jobs.report, job_uuid, body, actor, utcnow())
-    assert done is not None  # only ExecDB's own guarded reports may be skipped
+    done = await services.db.run_write(services.jobs.report, parsed, body, actor, utcnow())
     return json_answer(JobReported.from_row(done.job, base_url(request), warnings=done.warnings))
 
 
@@ -173,6 +188,7 @@ class RescheduleOptions(BaseModel):
         409: {"description": "The job is not CRASHED or CANCELLED (or FINISHED, with force)."},
         **_ERRORS,
     },
+    openapi_extra=own_body.body(RescheduleOptions, required=False),
 )
 async def reschedule(
     job_uuid: uuid.UUID,
@@ -180,18 +196,21 @@ async def reschedule(
     services: ServicesDep,
     request: Request,
     response: Response,
-    options: RescheduleOptions | None = None,
 ) -> JobPublic:
     """Run a job again: a new job, its next attempt, linked both ways (scope create or admin).
 
     Rescheduling the same job twice answers 200 with the attempt made the first time.
     """
-    force = options.force if options else False
-    made = await services.db.run_write(
-        services.jobs.reschedule, job_uuid, actor, utcnow(), force=force
+    sent = (await request.body()).strip()
+    # No body, or JSON null, means the defaults (as when FastAPI read an optional body).
+    options = (
+        RescheduleOptions()
+        if sent in (b"", b"null")
+        else await json_body(request, RescheduleOptions)
     )
-    assert made is not None
-    job, created = made
+    job, created = await services.db.run_write(
+        services.jobs.reschedule, job_uuid, actor, utcnow(), force=options.force
+    )
     if not created:
         response.status_code = 200
     return JobPublic.from_row(job, base_url(request))

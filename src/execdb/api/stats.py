@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from execdb.auth.api import ReadAccess
+from execdb.api.auth import ReadAccess
+from execdb.api.deps import ServicesDep, base_url
 from execdb.db import utcnow
-from execdb.http import ServicesDep, base_url
 from execdb.stats.schemas import Stats, StatsQuery
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])

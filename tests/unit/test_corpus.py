@@ -1,0 +1,81 @@
+"""The labelled crash-log corpus (tests/corpus/) is well-formed and uses only catalogued causes."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from execdb.causes.catalogue import load_catalogue
+from execdb.jobs.states import Blame
+
+CORPUS = Path(__file__).parents[1] / "corpus"
+KEYS = {"id", "split", "blame", "cause", "source", "note", "log"}
+SPLITS = {"dev", "heldout"}
+MINIMUM = {"crashes.jsonl": 240, "passing.jsonl": 40}
+
+
+def read(name: str) -> list[dict[str, Any]]:
+    entries = []
+    with (CORPUS / name).open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            entry = json.loads(line)
+            assert isinstance(entry, dict), f"{name}:{number}: not a JSON object"
+            entries.append(entry)
+    return entries
+
+
+@pytest.fixture(scope="module")
+def crashes() -> list[dict[str, Any]]:
+    return read("crashes.jsonl")
+
+
+@pytest.fixture(scope="module")
+def passing() -> list[dict[str, Any]]:
+    return read("passing.jsonl")
+
+
+@pytest.mark.parametrize("name", sorted(MINIMUM))
+def test_entries_have_the_documented_shape(name: str) -> None:
+    entries = read(name)
+    assert len(entries) >= MINIMUM[name]
+    for entry in entries:
+        assert set(entry) == KEYS, entry.get("id")
+        assert entry["split"] in SPLITS, entry["id"]
+        for field in ("id", "source", "note", "log"):
+            assert isinstance(entry[field], str), (entry["id"], field)
+            assert entry[field].strip(), (entry["id"], field)
+        assert 10 <= entry["log"].count("\n") + 1 <= 80, entry["id"]
+
+
+def test_ids_are_unique_across_both_files(
+    crashes: list[dict[str, Any]], passing: list[dict[str, Any]]
+) -> None:
+    counts = Counter(entry["id"] for entry in crashes + passing)
+    assert [i for i, n in counts.items() if n > 1] == []
+
+
+def test_crashes_name_a_blame_and_a_catalogued_cause(crashes: list[dict[str, Any]]) -> None:
+    catalogue = load_catalogue(None)
+    for entry in crashes:
+        assert entry["blame"] in Blame.__members__, entry["id"]
+        cause = entry["cause"]
+        assert cause is None or cause in catalogue, (entry["id"], cause)
+        if cause is None:
+            assert entry["blame"] == "UNKNOWN", entry["id"]
+
+
+def test_passing_runs_have_no_blame_and_no_cause(passing: list[dict[str, Any]]) -> None:
+    for entry in passing:
+        assert entry["blame"] is None, entry["id"]
+        assert entry["cause"] is None, entry["id"]
+
+
+def test_every_label_is_in_both_splits(crashes: list[dict[str, Any]]) -> None:
+    splits: dict[tuple[str, str | None], set[str]] = {}
+    for entry in crashes:
+        splits.setdefault((entry["blame"], entry["cause"]), set()).add(entry["split"])
+    assert {label: s for label, s in splits.items() if s != SPLITS} == {}
