@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from execdb.causes.catalogue import load_catalogue
 from execdb.classify import Engine, load_rules
 from execdb.classify.engine import EVIDENCE_MAX_CHARS
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 CATALOGUE = load_catalogue()
 SHIPPED = load_rules(CATALOGUE)
@@ -244,7 +244,7 @@ def test_the_one_pass_set_loses_no_rule(lines: list[str], noise: str) -> None:
 
 def test_the_engine_reads_only_the_vocabulary_and_the_catalogue() -> None:
     package = Path(__file__).parents[2] / "src" / "execdb" / "classify"
-    allowed = ("execdb.classify", "execdb.causes.catalogue", "execdb.jobs.states")
+    allowed = ("execdb.classify", "execdb.causes.catalogue", "execdb.vocabulary")
     for module in package.glob("*.py"):
         for line in module.read_text().splitlines():
             words = line.split()

@@ -10,7 +10,7 @@ import pytest
 from execdb.causes.catalogue import load_catalogue
 from execdb.classify import Engine, RulesError, load_rules
 from execdb.classify.rules import render_markdown
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 CATALOGUE = load_catalogue()
 SHIPPED = load_rules(CATALOGUE)

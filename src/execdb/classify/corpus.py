@@ -17,7 +17,7 @@ from typing import Any
 from execdb.causes.catalogue import is_valid_code
 from execdb.classify.engine import Engine, Verdict, as_bytes
 from execdb.classify.logs import cut
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 NO_CAUSE = "(none)"
 

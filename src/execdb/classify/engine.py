@@ -20,7 +20,7 @@ from typing import Any
 
 from execdb.classify.regex import PatternSet
 from execdb.classify.rules import Rule, RuleSet
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 # Evidence shows at most this much of a line: enough to read, never a whole hostile line.
 EVIDENCE_MAX_CHARS = 500

@@ -22,7 +22,7 @@ from typing import Any
 
 from execdb.causes.catalogue import Catalogue
 from execdb.classify.regex import PatternError, Regex, check_line_pattern, line_pattern, lines_ahead
-from execdb.jobs.states import Blame
+from execdb.vocabulary import Blame
 
 RULE_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 RULE_ID_MAX_LENGTH = 100
