@@ -110,8 +110,27 @@ def test_a_dns_failure_beats_the_git_clone_it_broke() -> None:
     assert [(e.line, e.text) for e in verdict.evidence] == [(2, GIT_DNS)]
     assert verdict.explanation == (
         "rule network.name_resolution (precedence 85, line 2) beat "
-        "rule git.remote_failure (precedence 71, line 3)"
+        "rule git.remote_failure (precedence 73, line 3)"
     )
+
+
+def test_a_service_the_log_names_owns_the_connection_it_refused() -> None:
+    refused = (
+        "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='{host}', port=443): "
+        "Max retries exceeded with url: / (Caused by NewConnectionError('<urllib3.connection."
+        "HTTPSConnection object at 0x7f1c>: Failed to establish a new connection: "
+        "[Errno 111] Connection refused'))"
+    )
+    koji = ENGINE.classify(refused.format(host="koji.fedoraproject.org"))
+    assert (koji.cause, koji.rule) == ("koji.error", "koji.bad_answer")
+    other = ENGINE.classify(refused.format(host="resultsdb.fedoraproject.org"))
+    assert (other.cause, other.rule) == ("network.unreachable", "network.connection_failed")
+
+
+def test_what_a_program_logged_at_debug_or_info_level_and_went_on_from_does_not_count() -> None:
+    probe = "[libtaskotron:cache.py:308] 2024-12-23 18:37:23 DEBUG curl: (6) Could not resolve host"
+    assert ENGINE.classify(log(probe, "Execution finished")).cause is None
+    assert ENGINE.classify(log(probe.replace("DEBUG", "ERROR"))).cause == "network.dns"
 
 
 def test_a_koji_timeout_beats_the_traceback_it_caused_even_when_it_comes_first() -> None:
