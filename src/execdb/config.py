@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     causes_file: Path | None = Field(
         default=None, description="A TOML file of causes merged over the shipped catalogue."
     )
+    rules_file: Path | None = Field(
+        default=None,
+        description="A TOML file of log-classification rules merged over the shipped ones.",
+    )
     require_token_for_reads: bool = False
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
         default=10.0,

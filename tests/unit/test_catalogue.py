@@ -58,6 +58,21 @@ def test_docs_causes_md_is_generated_from_the_catalogue() -> None:
     )
 
 
+def test_symptoms_are_marked_and_nothing_else_is() -> None:
+    catalogue = load_catalogue()
+    symptoms = {code for code, cause in catalogue.items() if cause.symptom}
+    assert symptoms == {"status_file.missing", "status_file.invalid", "executor.timeout"}
+
+
+def test_an_extra_file_can_mark_a_symptom(tmp_path: Path) -> None:
+    extra = tmp_path / "causes.toml"
+    extra.write_text(
+        '["executor.killed"]\nblame = "TASKOTRON"\nretryable = true\nsymptom = true\n'
+        'description = "The executor killed the run."\n'
+    )
+    assert load_catalogue(extra)["executor.killed"].symptom
+
+
 def test_an_extra_file_adds_and_overrides(tmp_path: Path) -> None:
     extra = tmp_path / "causes.toml"
     extra.write_text(
@@ -80,6 +95,7 @@ def test_an_extra_file_adds_and_overrides(tmp_path: Path) -> None:
         ('["a.b"]\nblame="TASK"\nretryable="yes"\ndescription="x"', "retryable"),
         ('["a.b"]\nblame="TASK"\nretryable=true', "description"),
         ('["a.b"]\nblame="TASK"\nretryable=true\ndescription="x"\ncolour=1', "colour"),
+        ('["a.b"]\nblame="TASK"\nretryable=true\ndescription="x"\nsymptom="no"', "symptom"),
         ("not toml at all [", "TOML"),
     ],
 )

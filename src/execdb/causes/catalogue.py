@@ -35,6 +35,9 @@ class Cause:
     blame: Blame
     retryable: bool
     description: str
+    # A symptom says how a run ended, not why it failed (no status file, an executor's time
+    # limit): a log may still show the underlying failure, so a classifier never answers one.
+    symptom: bool = False
 
     @property
     def family(self) -> str:
@@ -78,7 +81,7 @@ def _parse(data: Mapping[str, Any], origin: str) -> dict[str, Cause]:
             )
         if not isinstance(entry, dict):
             raise CatalogueError(f"{where}: expected a table with blame, retryable, description")
-        unknown = set(entry) - {"blame", "retryable", "description"}
+        unknown = set(entry) - {"blame", "retryable", "description", "symptom"}
         if unknown:
             raise CatalogueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         blame = entry.get("blame")
@@ -92,7 +95,11 @@ def _parse(data: Mapping[str, Any], origin: str) -> dict[str, Cause]:
         description = entry.get("description")
         if not isinstance(description, str) or not description.strip():
             raise CatalogueError(f"{where}: field 'description' must be a non-empty string")
-        causes[code] = Cause(code, Blame(blame.upper()), retryable, " ".join(description.split()))
+        symptom = entry.get("symptom", False)
+        if not isinstance(symptom, bool):
+            raise CatalogueError(f"{where}: field 'symptom' must be true or false")
+        text = " ".join(description.split())
+        causes[code] = Cause(code, Blame(blame.upper()), retryable, text, symptom)
     return causes
 
 
@@ -126,10 +133,16 @@ def render_markdown(catalogue: Catalogue) -> str:
         "as sent, with a warning in the answer; a deployment can add causes without a migration",
         "through the `causes_file` setting (a TOML file in the same format as the shipped one).",
         "",
+        "A cause marked *symptom* only says how a run ended (no status file, an executor's time",
+        "limit), not what went wrong: the log may still show the failure underneath, and the",
+        "[log classification](classification.md) never answers a symptom (`symptom = true` in",
+        "the catalogue file).",
+        "",
         "| cause | default blame | retryable | description |",
         "|---|---|---|---|",
     ]
     for cause in catalogue.values():
         retry = "yes" if cause.retryable else "no"
-        lines.append(f"| `{cause.code}` | {cause.blame} | {retry} | {cause.description} |")
+        symptom = " *Symptom.*" if cause.symptom else ""
+        lines.append(f"| `{cause.code}` | {cause.blame} | {retry} | {cause.description}{symptom} |")
     return "\n".join(lines) + "\n"

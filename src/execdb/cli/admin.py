@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+def settings_of(args: argparse.Namespace, **overrides: Any) -> Settings:
     from pydantic import ValidationError
 
     from execdb.config import Settings, SettingsError, describe, load_settings
@@ -94,7 +94,7 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k)) is not None}
     if args.no_worker:
         overrides["worker_in_serve"] = False
-    settings = _settings(args, **overrides)
+    settings = settings_of(args, **overrides)
     services = _ready_services(settings)
     _log_to_stderr(settings.log_level)
     print(
@@ -131,7 +131,7 @@ def worker(args: argparse.Namespace) -> int:
 
     from execdb.worker import Worker
 
-    settings = _settings(args)
+    settings = settings_of(args)
     services = _ready_services(settings)
     _log_to_stderr(settings.log_level)
 
@@ -157,7 +157,7 @@ def worker(args: argparse.Namespace) -> int:
 def deliveries_retry(args: argparse.Namespace) -> int:
     from execdb.db import utcnow
 
-    services = _ready_services(_settings(args))
+    services = _ready_services(settings_of(args))
     count = services.outbox.retry_failed(utcnow(), args.uuid)
     print(f"{count} failed deliveries will be tried again")
     return 0
@@ -166,7 +166,7 @@ def deliveries_retry(args: argparse.Namespace) -> int:
 def db_upgrade(args: argparse.Namespace) -> int:
     from execdb import migrations
 
-    settings = _settings(args)
+    settings = settings_of(args)
     services = _services(settings)
     migrations.upgrade(services.db.engine, args.revision)
     with services.db.engine.connect() as conn:
@@ -177,7 +177,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 def db_current(args: argparse.Namespace) -> int:
     from execdb import migrations
 
-    settings = _settings(args)
+    settings = settings_of(args)
     services = _services(settings)
     with services.db.engine.connect() as conn:
         revision = migrations.current(conn)
@@ -191,7 +191,7 @@ def token_create(args: argparse.Namespace) -> int:
     from execdb.db import utcnow
     from execdb.errors import ExecDBError
 
-    services = _ready_services(_settings(args))
+    services = _ready_services(settings_of(args))
     try:
         token, secret = services.tokens.create(args.name, args.scope, utcnow())
     except ExecDBError as exc:
@@ -206,7 +206,7 @@ def token_create(args: argparse.Namespace) -> int:
 
 
 def token_list(args: argparse.Namespace) -> int:
-    services = _ready_services(_settings(args))
+    services = _ready_services(settings_of(args))
     tokens = services.tokens.list(include_revoked=args.all)
     if not tokens:
         print("no tokens")
@@ -221,7 +221,7 @@ def token_revoke(args: argparse.Namespace) -> int:
     from execdb.db import utcnow
     from execdb.errors import ExecDBError
 
-    services = _ready_services(_settings(args))
+    services = _ready_services(settings_of(args))
     try:
         services.tokens.revoke(args.name, utcnow())
     except ExecDBError as exc:

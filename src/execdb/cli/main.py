@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from execdb import __version__
-from execdb.cli import admin, jobs
+from execdb.cli import admin, classify, jobs
 from execdb.cli.errors import EXIT_ERROR, CommandError
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     admin.register(commands)
     jobs.register(commands)
+    classify.register(commands)
     return parser
 
 

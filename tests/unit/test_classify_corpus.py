@@ -1,0 +1,31 @@
+"""The shipped rules on the labelled corpus's dev split: a regression floor, not the figures.
+
+The heldout split is measured with `execdb rules check --split heldout` and reported in
+docs/classification.md; no test holds it, so that nothing gets tuned to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from execdb.causes.catalogue import load_catalogue
+from execdb.classify import Engine, load_rules
+from execdb.classify.corpus import evaluate, read_corpus, select
+
+CORPUS = Path(__file__).parents[2] / "tests" / "corpus"
+ENGINE = Engine(load_rules(load_catalogue()))
+
+
+def test_the_dev_crashes_are_classified_right() -> None:
+    report = evaluate(ENGINE, select(read_corpus(CORPUS / "crashes.jsonl"), "dev"))
+    assert len(report.outcomes) >= 100
+    misses = [(o.entry.id, o.verdict.rule) for o in report.misses]
+    assert report.blame_accuracy >= 0.95, misses
+    assert report.cause_accuracy >= 0.90, misses
+    assert report.precision >= 0.97, misses
+
+
+def test_no_rule_fires_on_the_dev_passing_runs() -> None:
+    report = evaluate(ENGINE, select(read_corpus(CORPUS / "passing.jsonl"), "dev"))
+    assert len(report.outcomes) >= 20
+    assert report.answered == 0, [(o.entry.id, o.verdict.rule) for o in report.misses]
