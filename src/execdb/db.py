@@ -42,6 +42,7 @@ import fcntl
 import functools
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,8 @@ T = TypeVar("T")
 # Threads for `run_read` on a SQLite file: one long read at a time leaves a second for the
 # next, and more would only share the same two cores.
 SQLITE_READERS = 2
+# The readers' scheduling priority (Linux: nice, per thread); see the module docstring.
+READER_NICENESS = 10
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -202,11 +205,14 @@ class Database:
             )
         elif database_file is not None:  # in-memory SQLite is one connection's own
             self._readers = ThreadPoolExecutor(
-                SQLITE_READERS,
-                thread_name_prefix="execdb-reader",
-                initializer=self._keep_connection,
-                initargs=(True,),
+                SQLITE_READERS, thread_name_prefix="execdb-reader", initializer=self._start_reader
             )
+
+    def _start_reader(self) -> None:
+        if sys.platform == "linux":  # where a thread's priority is its own
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
+        self._keep_connection(read_only=True)
 
     def _keep_connection(self, read_only: bool = False) -> None:
         conn = self.engine.connect()
