@@ -22,12 +22,14 @@ call of the group fails with it, and nothing of any of them is kept. On PostgreS
 `run_write` is `run`.
 
 Reads that can take long (statistics, the dashboard's and the stats page's summaries: 60 to
-180 ms at a million jobs) go through `Database.run_read`. On a SQLite file they run on a few
-reader threads, each keeping a connection of its own that can only read: WAL lets them read
-a snapshot while the loop goes on writing, and sqlite3 releases the GIL while SQLite steps
-through a statement, so the reports are served meanwhile instead of waiting for the whole
-summary. The summaries' Python work (grouping, percentiles, building the answer) still
-shares the GIL with the loop. On PostgreSQL and in-memory SQLite, `run_read` is `run`.
+180 ms at a million jobs) go through `Database.run_read`. On a SQLite file they run on reader
+threads (one per core but the loop's, at least one), each keeping a connection of its own
+that can only read: WAL lets them read a snapshot while the loop goes on writing, and sqlite3
+releases the GIL while SQLite steps through a statement, so the reports are served meanwhile
+instead of waiting for the whole summary. What then slows the loop is mostly the CPU the
+readers take, not the GIL: they run at a lower priority (nice 10), so that on a busy machine
+the reports come first and the statistics take longer. On PostgreSQL and in-memory SQLite,
+`run_read` is `run`.
 
 Write transactions on SQLite start with BEGIN IMMEDIATE, so that two processes sharing the
 file wait for the lock up front instead of failing when a reader tries to upgrade.
@@ -67,9 +69,19 @@ from execdb.prepared import Prepared
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Threads for `run_read` on a SQLite file: one long read at a time leaves a second for the
-# next, and more would only share the same two cores.
-SQLITE_READERS = 2
+
+def _reader_count() -> int:
+    """One core for the event loop, the others (up to four) for long reads."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return min(4, max(1, cores - 1))
+
+
+# Threads for `run_read` on a SQLite file. On two cores a second reader only took the CPU
+# from the loop and from the first: bench/lifecycle.py --readers 2 (docs/benchmarks.md).
+SQLITE_READERS = _reader_count()
 # The readers' scheduling priority (Linux: nice, per thread); see the module docstring.
 READER_NICENESS = 10
 
