@@ -384,14 +384,12 @@ def generate(
     readers = _start(port, token, "reads", args.readers, args, [])
     try:
         lifecycle = _start(port, token, "lifecycle", args.connections, args, server_pids)
-    except BaseException:
-        _finish(readers, args)
-        raise
-    try:
         result = _finish(lifecycle, args)
-    finally:
-        reads = _finish(readers, args)
-    return {**result, "mode": mode, "reads": reads}
+    except BaseException:
+        readers.kill()
+        readers.wait()
+        raise
+    return {**result, "mode": mode, "reads": _finish(readers, args)}
 
 
 def _start(
