@@ -6,14 +6,19 @@ then measures, K times and interleaved so that both see the same machine:
 
   floor      GET /healthz: what the HTTP stack and the framework alone allow,
   lifecycle  POST /api/v1/jobs, PATCH RUNNING, PATCH FINISHED (90 %) or CRASHED (10 %),
-             over and over on every connection; each request counts as one.
+             over and over on every connection; each request counts as one,
+  lifecycle+readers (with --readers N) the lifecycle again while N more connections load
+             the dashboard (GET /) and GET /api/v1/stats in turn, back to back.
 
 The load comes from bench/loadgen.py in a process of its own (N keep-alive connections, one
 request in flight on each). The table gives medians over the K runs, the errors summed over
 them, and the ratio of lifecycle to floor requests/s (the median of the K side-by-side ratios).
+With --seed-jobs the database starts with bench/scale.py's generated history (cached), so
+that the statistics have jobs to read.
 
     .venv/bin/python bench/lifecycle.py [--backends sqlite,postgres] [--workers 1,2]
         [--connections 32] [--duration 10] [--repeat 3] [--json bench/results/lifecycle.json]
+        [--readers 2 --seed-jobs 100000 --seed-days 31]
 
 PostgreSQL comes from tests/pgcluster.py (a throwaway server; needs the `postgresql`
 package's binaries). Every process started here is stopped on exit, on error and on Ctrl-C.
@@ -51,8 +56,9 @@ DEFAULT_JSON = BENCH_DIR / "results" / "lifecycle.json"
 HOST = "127.0.0.1"
 BACKENDS = ("sqlite", "postgres")
 
-# The goals of the lifecycle benchmark (SQLite, 32 connections, load on the same machine).
-TARGETS = {"rps": 1500.0, "p99_ms": 100.0, "errors": 0, "ratio": 0.3}
+# The goals of the lifecycle benchmark (SQLite, 32 connections, load on the same machine);
+# readers_p99: the lifecycle's p99 with --readers over its p99 without them, at most.
+TARGETS = {"rps": 1500.0, "p99_ms": 100.0, "errors": 0, "ratio": 0.3, "readers_p99": 2.0}
 
 SERVER_START_TIMEOUT = 60.0
 
@@ -140,6 +146,19 @@ def _http(port: int, method: str, path: str, body: Any = None, token: str = "") 
             return response.status, raw.decode(errors="replace")
     finally:
         conn.close()
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without its ExecDB settings, plus the benchmark's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECDB_")}
+    return env | {"EXECDB_ACCESS_LOG": "false", "EXECDB_LOG_LEVEL": "warning"}
+
+
+def _scale() -> types.ModuleType:
+    # bench/scale.py builds on this module; imported only when a seed is asked for.
+    import scale
+
+    return scale
 
 
 @dataclass
@@ -263,15 +282,16 @@ class Environment:
         self.servers: list[Server] = []
         self.databases = 0
 
-    def database(self, backend: str) -> Database:
-        """A fresh, migrated database."""
+    def database(self, backend: str, seed: Path | None = None) -> Database:
+        """A fresh, migrated database; a copy of the SQLite database `seed` if given."""
         self.databases += 1
-        # Only the settings given here: none from the caller's environment or settings file.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EXECDB_")}
-        env |= {"EXECDB_ACCESS_LOG": "false", "EXECDB_LOG_LEVEL": "warning"}
+        env = clean_env()
         if backend == "sqlite":
             data_dir = self.tmp / f"sqlite-{self.databases}"
             env["EXECDB_DATA_DIR"] = str(data_dir)
+            if seed is not None:
+                data_dir.mkdir(parents=True)
+                shutil.copyfile(seed, data_dir / "execdb.sqlite")
             return Database(backend, env, f"SQLite in {data_dir}")
         if self.cluster is None:
             pgcluster = _load_pgcluster()
@@ -284,7 +304,10 @@ class Environment:
         url: str = self.cluster.create_database(f"execdb_bench_{self.databases}")
         env["EXECDB_DATA_DIR"] = str(self.tmp / "unused")
         env["EXECDB_DATABASE_URL"] = url
-        _run_execdb(["db", "upgrade"], env)
+        if seed is None:
+            _run_execdb(["db", "upgrade"], env)
+        else:
+            _scale().load_postgres(seed, url, env)
         return Database(backend, env, f"PostgreSQL {url}")
 
     @contextlib.contextmanager
@@ -354,19 +377,44 @@ def smoke(port: int, token: str) -> None:
 def generate(
     port: int, token: str, mode: str, args: argparse.Namespace, server_pids: Sequence[int]
 ) -> dict[str, Any]:
-    """One load run by bench/loadgen.py in a process of its own."""
+    """One load run by bench/loadgen.py in a process of its own; for `lifecycle+readers`,
+    the lifecycle's, with the readers' (a second generator, run alongside) under "reads"."""
+    if mode != "lifecycle+readers":
+        return _finish(_start(port, token, mode, args.connections, args, server_pids), args)
+    readers = _start(port, token, "reads", args.readers, args, [])
+    try:
+        lifecycle = _start(port, token, "lifecycle", args.connections, args, server_pids)
+        result = _finish(lifecycle, args)
+    except BaseException:
+        readers.kill()
+        readers.wait()
+        raise
+    return {**result, "mode": mode, "reads": _finish(readers, args)}
+
+
+def _start(
+    port: int,
+    token: str,
+    mode: str,
+    connections: int,
+    args: argparse.Namespace,
+    server_pids: Sequence[int],
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, str(LOADGEN), "run", "--port", str(port), "--mode", mode]
-    cmd += ["--connections", str(args.connections), "--duration", str(args.duration)]
+    cmd += ["--connections", str(connections), "--duration", str(args.duration)]
     cmd += ["--warmup", str(args.warmup), "--timeout", str(args.timeout)]
     for pid in server_pids:
         cmd += ["--server-pid", str(pid)]
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         cmd,
         env={**os.environ, "EXECDB_BENCH_TOKEN": token},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def _finish(proc: subprocess.Popen[bytes], args: argparse.Namespace) -> dict[str, Any]:
     try:
         out, err = proc.communicate(timeout=args.warmup + args.duration + args.timeout + 60)
     finally:
@@ -382,22 +430,31 @@ def generate(
 def measure(
     port: int, token: str, pids: Callable[[], list[int]], args: argparse.Namespace
 ) -> dict[str, list[dict[str, Any]]]:
-    """`args.repeat` floor and lifecycle runs, interleaved."""
-    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "lifecycle": []}
+    """`args.repeat` runs of each measurement, interleaved."""
+    modes = ["floor", "lifecycle"] + (["lifecycle+readers"] if args.readers else [])
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     for k in range(args.repeat):
-        # Alternate the order so that neither always runs on a warmer server.
-        order = ("floor", "lifecycle") if k % 2 == 0 else ("lifecycle", "floor")
+        # Rotate the order so that none always runs on a warmer server.
+        order = modes[k % len(modes) :] + modes[: k % len(modes)]
         for mode in order:
             result = generate(port, token or "x", mode, args, pids())
             runs[mode].append(result)
             print(
-                f"  run {k + 1}/{args.repeat} {mode:<9} {result['rps']:>8.0f} req/s  "
+                f"  run {k + 1}/{args.repeat} {mode:<17} {result['rps']:>8.0f} req/s  "
                 f"p50 {result['latency']['p50_ms']:.2f} ms  "
                 f"p99 {result['latency']['p99_ms']:.2f} ms  errors {result['errors']}  "
                 f"server CPU {result['server_cpu_cores'] or 0:.2f} cores  "
                 f"generator CPU {result['generator_cpu_cores']:.2f} cores",
                 file=sys.stderr,
             )
+            if "reads" in result:
+                steps = result["reads"]["steps"]
+                print(
+                    f"      readers {result['reads']['rps']:.1f} req/s  dashboard p50 "
+                    f"{steps['dashboard']['p50_ms']:.1f} ms  stats p50 "
+                    f"{steps['stats']['p50_ms']:.1f} ms  errors {result['reads']['errors']}",
+                    file=sys.stderr,
+                )
     return runs
 
 
@@ -408,11 +465,11 @@ def _median(values: Sequence[float]) -> float:
 def summarise(
     backend: str, workers: int, runs: dict[str, list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """Medians over the repeats of each measurement; lifecycle ratio to its paired floors."""
+    """Medians over the repeats of each measurement; its ratio to the paired floors."""
     rows = []
-    floors, lifecycles = runs["floor"], runs["lifecycle"]
-    ratios = [lc["rps"] / fl["rps"] for fl, lc in zip(floors, lifecycles, strict=True) if fl["rps"]]
+    floors = runs["floor"]
     for what, results in runs.items():
+        ratios = [r["rps"] / fl["rps"] for fl, r in zip(floors, results, strict=True) if fl["rps"]]
         row: dict[str, Any] = {
             "backend": backend,
             "workers": workers,
@@ -421,9 +478,10 @@ def summarise(
             "p50_ms": round(_median([r["latency"]["p50_ms"] for r in results]), 2),
             "p99_ms": round(_median([r["latency"]["p99_ms"] for r in results]), 2),
             "errors": sum(r["errors"] for r in results),
-            "ratio": 1.0 if what == "floor" else round(_median(ratios), 3),
+            "ratio": round(_median(ratios), 3),
             "server_cpu_cores": _median([r["server_cpu_cores"] or 0.0 for r in results]),
             # Server CPU time per request: less sensitive to a busy machine than requests/s.
+            # With readers, it holds the readers' work too (per lifecycle request).
             "server_cpu_ms_per_request": round(
                 _median(
                     [1000 * (r["server_cpu_cores"] or 0.0) / r["rps"] for r in results if r["rps"]]
@@ -433,26 +491,54 @@ def summarise(
             "generator_cpu_cores": _median([r["generator_cpu_cores"] for r in results]),
             "runs": results,
         }
-        if what == "lifecycle":
-            row["steps"] = {
-                step: {
-                    "p50_ms": round(_median([r["steps"][step]["p50_ms"] for r in results]), 2),
-                    "p99_ms": round(_median([r["steps"][step]["p99_ms"] for r in results]), 2),
-                }
-                for step in ("create", "running", "finish")
-            }
+        if what != "floor":
+            row["steps"] = _steps(results)
             row["ratio_per_run"] = [round(r, 3) for r in ratios]
+        if what == "lifecycle+readers":
+            row |= _readers(results, runs["lifecycle"])
         rows.append(row)
     return rows
 
 
-def check_targets(row: dict[str, Any]) -> dict[str, bool]:
+def _steps(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {
+        step: {
+            "p50_ms": round(_median([r["steps"][step]["p50_ms"] for r in results]), 2),
+            "p99_ms": round(_median([r["steps"][step]["p99_ms"] for r in results]), 2),
+        }
+        for step in results[0]["steps"]
+    }
+
+
+def _readers(
+    results: Sequence[dict[str, Any]], without: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The readers' own figures, and the lifecycle's p99 with them over its p99 without."""
+    reads = [r["reads"] for r in results]
+    p99 = _median([r["latency"]["p99_ms"] for r in results])
+    p99_without = _median([r["latency"]["p99_ms"] for r in without])
+    return {
+        "readers": {
+            "connections": reads[0]["connections"],
+            "rps": round(_median([r["rps"] for r in reads]), 2),
+            "errors": sum(r["errors"] for r in reads),
+            "steps": _steps(reads),
+        },
+        "p99_over_without_readers": round(p99 / p99_without, 2) if p99_without else None,
+    }
+
+
+def check_targets(row: dict[str, Any], readers: dict[str, Any] | None) -> dict[str, bool]:
+    met = {
         "rps": row["rps"] >= TARGETS["rps"],
         "p99_ms": row["p99_ms"] < TARGETS["p99_ms"],
         "errors": row["errors"] == TARGETS["errors"],
         "ratio": row["ratio"] >= TARGETS["ratio"],
     }
+    if readers is not None:
+        over = readers["p99_over_without_readers"]
+        met["readers_p99"] = over is not None and over < TARGETS["readers_p99"]
+    return met
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -491,6 +577,29 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         ).rstrip()
 
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
+def _find(rows: Sequence[dict[str, Any]], backend: str, workers: int, what: str) -> Any:
+    for row in rows:
+        if (row["backend"], row["workers"], row["what"]) == (backend, workers, what):
+            return row
+    return None
+
+
+def print_readers(rows: Sequence[dict[str, Any]]) -> None:
+    """The lifecycle's p99 with and without the readers, and what the readers got."""
+    for row in rows:
+        if row["what"] != "lifecycle+readers":
+            continue
+        readers, steps = row["readers"], row["readers"]["steps"]
+        without = _find(rows, row["backend"], row["workers"], "lifecycle")
+        print(
+            f"{row['backend']}, {row['workers']} worker(s), {readers['connections']} readers: "
+            f"lifecycle p99 {row['p99_ms']:.2f} ms against {without['p99_ms']:.2f} ms without "
+            f"(x{row['p99_over_without_readers']}); readers {readers['rps']:.1f} req/s, "
+            f"dashboard p50 {steps['dashboard']['p50_ms']:.1f} ms, "
+            f"stats p50 {steps['stats']['p50_ms']:.1f} ms, errors {readers['errors']}"
+        )
 
 
 def machine() -> dict[str, Any]:
@@ -566,6 +675,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="first run the generator against bench/loadgen.py's trivial server (its ceiling)",
     )
     p.add_argument(
+        "--readers",
+        type=int,
+        default=0,
+        help="also measure the lifecycle while this many connections load / and /api/v1/stats",
+    )
+    p.add_argument(
+        "--seed-jobs",
+        type=int,
+        default=0,
+        help="start each database with this many jobs of bench/scale.py's history (0: empty)",
+    )
+    p.add_argument("--seed-days", type=int, default=31, help="days the seeded history spans")
+    p.add_argument(
+        "--seed-dir",
+        type=Path,
+        default=None,
+        help="where the seed is cached (default: bench/scale.py's, ~/.cache/execdb-bench)",
+    )
+    p.add_argument(
         "--keep-logs", action="store_true", help="keep the temporary directory (server logs)"
     )
     return p
@@ -580,6 +708,27 @@ def _check(args: argparse.Namespace) -> None:
         raise SystemExit("--duration must be in (0, 600] and --warmup in [0, 60] seconds")
     if any(not 1 <= w <= 16 for w in args.workers):
         raise SystemExit("--workers must be between 1 and 16")
+    if not 0 <= args.readers <= 64:
+        raise SystemExit("--readers must be between 0 and 64")
+    if args.seed_jobs and (args.seed_jobs < 1000 or args.seed_days < 31):
+        raise SystemExit("--seed-jobs must be 0 or at least 1000, --seed-days at least 31")
+
+
+def seed(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | None]:
+    """bench/scale.py's cached seed (SQLite) of --seed-jobs jobs, if asked for."""
+    if not args.seed_jobs:
+        return None, None
+    scale = _scale()
+    options = argparse.Namespace(
+        jobs=args.seed_jobs,
+        days=args.seed_days,
+        seed=1,
+        data_dir=args.seed_dir or scale.DEFAULT_DATA,
+        reseed=False,
+    )
+    with tempfile.TemporaryDirectory(prefix="execdb-bench-seed-") as unused:
+        path, meta = scale.seed(options, clean_env() | {"EXECDB_DATA_DIR": unused})
+    return path, meta
 
 
 def _raise_interrupt(signum: int, frame: types.FrameType | None) -> None:
@@ -601,11 +750,15 @@ def run(args: argparse.Namespace) -> int:
             "timeout_s": args.timeout,
             "crash_ratio": 0.1,
             "calibrate": args.calibrate,
+            "readers": args.readers,
+            "seed_jobs": args.seed_jobs,
+            "seed_days": args.seed_days,
         },
         "targets": TARGETS,
         "results": [],
     }
     rows: list[dict[str, Any]] = report["results"]
+    source, report["seed"] = seed(args)
     env = Environment(args.keep_logs)
     try:
         if args.calibrate:
@@ -615,7 +768,7 @@ def run(args: argparse.Namespace) -> int:
             rows.extend(summarise("trivial", 1, runs))
         for backend in args.backends:
             for workers in args.workers:
-                db = env.database(backend)
+                db = env.database(backend, source)
                 print(f"{backend}, {workers} worker(s): {db.description}", file=sys.stderr)
                 with env.server(db, workers) as (server, token):
                     smoke(server.port, token)
@@ -627,9 +780,11 @@ def run(args: argparse.Namespace) -> int:
     report["machine"]["load_average_at_end"] = os.getloadavg()
     print()
     print(format_table(rows))
+    print_readers(rows)
     for row in rows:
         if row["what"] == "lifecycle" and row["backend"] == "sqlite":
-            met = check_targets(row)
+            readers = _find(rows, row["backend"], row["workers"], "lifecycle+readers")
+            met = check_targets(row, readers)
             row["targets_met"] = met
             verdict = ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in met.items())
             print(f"targets, sqlite with {row['workers']} worker(s): {verdict}")

@@ -10,8 +10,9 @@ requests/s is `2xx answers completed in the window / window length`. Any non-2xx
 connection error, a malformed response or a request that takes longer than the timeout is an
 error.
 
-    python bench/loadgen.py run --port P --mode floor|lifecycle [--connections 32] ...
-        prints one JSON object with the results (the token comes from $EXECDB_BENCH_TOKEN)
+    python bench/loadgen.py run --port P --mode floor|lifecycle|reads [--connections 32] ...
+        prints one JSON object with the results (the token comes from $EXECDB_BENCH_TOKEN);
+        `reads` loads the dashboard (GET /) and GET /api/v1/stats in turn on each connection
     python bench/loadgen.py trivial-server --port P
         answers every request at once with a canned response of a real one's size
     python bench/loadgen.py capacity [--mode lifecycle]
@@ -41,9 +42,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 HOST = "127.0.0.1"
-MODES = ("floor", "lifecycle")
-# The lifecycle's requests, as named in the results.
-STEPS = ("create", "running", "finish")
+MODES = ("floor", "lifecycle", "reads")
+# The requests of the lifecycle and of the reads, as named in the results.
+STEPS = {"lifecycle": ("create", "running", "finish"), "reads": ("dashboard", "stats")}
 
 # Hard bounds on every run, whatever the options say.
 MAX_REQUESTS = 20_000_000
@@ -251,6 +252,13 @@ class Client:
             crash = self.rng.random() < crash_ratio
             await self.call("finish", build.crashed(job) if crash else build.finished(job))
 
+    async def reads(self) -> None:
+        build = self.gen.requests
+        while self._more():
+            await self.call("dashboard", build.dashboard)
+            if self._more():
+                await self.call("stats", build.stats)
+
 
 def _job_uuid(body: bytes) -> bytes | None:
     at = body.find(b'"uuid":"')
@@ -267,6 +275,8 @@ class Requests:
         host = f"Host: {HOST}:{port}\r\n".encode()
         self.healthz = b"GET /healthz HTTP/1.1\r\n" + host + b"\r\n"
         self._write_head = host + f"Authorization: Bearer {token}\r\n".encode()
+        self.dashboard = b"GET / HTTP/1.1\r\n" + self._write_head + b"\r\n"
+        self.stats = b"GET /api/v1/stats HTTP/1.1\r\n" + self._write_head + b"\r\n"
         self._json = b"Content-Type: application/json\r\nContent-Length: "
         self._running = self._json_body(
             {"state": "RUNNING", "executor": {"name": "bench", "build": 42}}
@@ -399,7 +409,7 @@ class Generator:
         window_start = start + int(self.warmup * 1e9)
         self.stats = Stats(window_start, window_start + int(self.duration * 1e9))
         clients = [Client(self, i) for i in range(self.n_connections)]
-        job: Callable[[Client], Any] = Client.floor if self.mode == "floor" else Client.lifecycle
+        job: Callable[[Client], Any] = getattr(Client, self.mode)
         tasks = [asyncio.ensure_future(job(c)) for c in clients]
         watchdog = asyncio.ensure_future(self._watchdog())
 
@@ -451,7 +461,9 @@ class Generator:
         if self.mode == "lifecycle":
             # Jobs whose last request completed in the window (crashed ones included).
             result["jobs_done"] = len(stats.latencies.get("finish", []))
-            result["steps"] = {s: _latency_summary(stats.latencies.get(s, [])) for s in STEPS}
+        if self.mode in STEPS:
+            steps = STEPS[self.mode]
+            result["steps"] = {s: _latency_summary(stats.latencies.get(s, [])) for s in steps}
         return result
 
 

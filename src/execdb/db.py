@@ -7,7 +7,7 @@ per call; the server reaches it through `Database.run`:
   millisecond, SQLite admits one writer at a time anyway, and a database thread would cost
   more than it saves: every hop is a wake-up, and the two threads fight over the GIL (a
   thread that wants it back waits up to the 5 ms switch interval while the loop parses the
-  next request), which capped throughput at a few hundred requests a second.
+  next request), which capped throughput (docs/benchmarks.md).
 - On PostgreSQL the call runs on a pool of database threads: psycopg releases the GIL while
   it waits on the server, so the loop goes on serving while queries are in flight.
 
@@ -15,11 +15,21 @@ The API's writes go through `Database.run_write`. On SQLite the writes that arri
 turn of the event loop share one transaction (group commit): each runs in a savepoint of its
 own, so a call that fails undoes only its own work, and none of them is answered before the
 commit that keeps it. Beginning and committing (which appends the changed pages to the WAL)
-cost more than the statements of a short write, and under load a turn brings about ten
-writes: the database's share of a report's CPU time went from 0.38 to 0.18 ms. If the
+cost more than the statements of a short write, and under load a turn brings several
+writes: the database's share of a report's CPU time about halved (docs/benchmarks.md). If the
 commit fails, or SQLite rolls the whole transaction back (a full disk, an I/O error), every
 call of the group fails with it, and nothing of any of them is kept. On PostgreSQL,
 `run_write` is `run`.
+
+Reads that can take long (statistics, the dashboard's and the stats page's summaries: tens
+to hundreds of milliseconds at a million jobs) go through `Database.run_read`. On a SQLite
+file they run on reader threads (one per core but the loop's, at least one), each keeping a
+connection of its own that can only read: WAL lets them read a snapshot while the loop goes
+on writing, and sqlite3 releases the GIL while SQLite steps through a statement, so the
+reports are served meanwhile instead of waiting for the whole summary. What then slows the
+loop is mostly the CPU the readers take, not the GIL: they run at a lower priority (nice 10),
+so that on a busy machine the reports come first and the statistics take longer. On
+PostgreSQL and in-memory SQLite, `run_read` is `run`.
 
 Write transactions on SQLite start with BEGIN IMMEDIATE, so that two processes sharing the
 file wait for the lock up front instead of failing when a reader tries to upgrade.
@@ -34,6 +44,7 @@ import fcntl
 import functools
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +67,22 @@ from execdb.prepared import Prepared
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _reader_count() -> int:
+    """One core for the event loop, the others (up to four) for long reads."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return min(4, max(1, cores - 1))
+
+
+# Threads for `run_read` on a SQLite file. On two cores a second reader only took the CPU
+# from the loop and from the first: bench/lifecycle.py --readers 2 (docs/benchmarks.md).
+SQLITE_READERS = _reader_count()
+# The readers' scheduling priority (Linux: nice, per thread); see the module docstring.
+READER_NICENESS = 10
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -142,7 +169,10 @@ def _configure_sqlite(engine: Engine) -> None:
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     """An engine for a SQLAlchemy URL; `pool_size` connections for PostgreSQL."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=2)
+        # The kept connections (the loop's and the readers') stay checked out of the pool.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, pool_size=2 + SQLITE_READERS
+        )
         _configure_sqlite(engine)
         return engine
     return create_engine(
@@ -158,9 +188,10 @@ class Database:
     """An engine plus the threads that talk to it; one per process.
 
     The threads serving `run` (the event loop's on SQLite, the database threads on
-    PostgreSQL) each keep one connection for their whole life: checking a connection out of
-    the pool and back for every request costs more than the short transactions it runs.
-    Other threads (the command line, tests) borrow one from the pool per transaction.
+    PostgreSQL) and `run_read` (the reader threads on SQLite) each keep one connection for
+    their whole life: checking a connection out of the pool and back for every request costs
+    more than the short transactions it runs. Other threads (the command line, tests) borrow
+    one from the pool per transaction. Threads start with their first call.
     """
 
     def __init__(self, engine: Engine, *, threads: int = 8, group_commit: bool = True) -> None:
@@ -174,15 +205,30 @@ class Database:
         self._lock_fds: list[int] = []
         self._kept_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
         if not self.is_sqlite:
             self._executor = ThreadPoolExecutor(
                 threads,
                 thread_name_prefix="execdb-db",
                 initializer=self._keep_connection,
             )
+        elif database_file is not None:  # in-memory SQLite is one connection's own
+            self._readers = ThreadPoolExecutor(
+                SQLITE_READERS, thread_name_prefix="execdb-reader", initializer=self._start_reader
+            )
 
-    def _keep_connection(self) -> None:
+    def _start_reader(self) -> None:
+        if sys.platform == "linux":  # where a thread's priority is its own
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
+        self._keep_connection(read_only=True)
+
+    def _keep_connection(self, read_only: bool = False) -> None:
         conn = self.engine.connect()
+        if read_only:
+            # A write slipped into a long read would hold the writers' lock all along.
+            driver = conn.connection.driver_connection
+            driver.execute("PRAGMA query_only = ON")  # type: ignore[union-attr]
         self._local.conn = conn
         with self._kept_lock:
             self._kept.append(conn)
@@ -245,6 +291,15 @@ class Database:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def run_read(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`run` for a read that can take long: on a SQLite file, on a reader thread, so that
+        the event loop goes on serving writes meanwhile (see the module docstring)."""
+        if self._readers is None:
+            return await self.run(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._readers, call)
 
     async def run_write(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`run` for a call that writes: on SQLite, committed together with the other writes
@@ -309,8 +364,9 @@ class Database:
                 future.set_exception(error)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        for executor in (self._executor, self._readers):
+            if executor is not None:
+                executor.shutdown(wait=True)
         with self._kept_lock:
             for conn in self._kept:
                 conn.close()

@@ -27,7 +27,7 @@ async def stats(
     query: Annotated[StatsQuery, Query()], services: ServicesDep, request: Request
 ) -> Response:
     """Statistics of the jobs created in a window (default: the last 30 days)."""
-    stats = await services.db.run(
+    stats = await services.db.run_read(
         services.stats.summary, query, now=utcnow(), base_url=base_url(request)
     )
     # Serialized straight to JSON: FastAPI's route would validate the model again and go

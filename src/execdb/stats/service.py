@@ -8,7 +8,8 @@ The interface, for the API and the web pages alike:
 `execdb.stats.schemas`); `now` ends the default window (the last 30 days) and a window given
 without an end; `base_url` prefixes the links of the uncategorized crashes listed. It raises
 `InvalidInput` (400) when the time series would have too many buckets. Like every service
-call it is synchronous: run it through `Database.run` from the event loop.
+call it is synchronous: run it through `Database.run_read` from the event loop (it can
+take a while).
 
     services.stats.histograms(query, *, now, edges=DURATION_EDGES) -> DurationHistograms
 

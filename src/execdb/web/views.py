@@ -75,7 +75,7 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
 
     def stats(**query: Any) -> Awaitable[Stats]:
         parsed = StatsQuery.model_validate(query)
-        return services.db.run(services.stats.summary, parsed, now=now, base_url=root)
+        return services.db.run_read(services.stats.summary, parsed, now=now, base_url=root)
 
     day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
     # Every job still waiting or running, however old: a job stuck for weeks must show.
@@ -168,7 +168,7 @@ async def stats_page(request: Request, services: ServicesDep) -> Response:
     params = query_params(request)
     try:
         query, period = plots.parse(params, now)
-        by_kind, by_task, durations = await services.db.run(plots.gather, services, query, now)
+        by_kind, by_task, durations = await services.db.run_read(plots.gather, services, query, now)
     except (ValidationError, InvalidInput) as exc:
         context = {
             "params": params,
