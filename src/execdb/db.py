@@ -23,7 +23,7 @@ call of the group fails with it, and nothing of any of them is kept. On PostgreS
 
 Reads that can take long (statistics, the dashboard's and the stats page's summaries: tens
 to hundreds of milliseconds at a million jobs) go through `Database.run_read`. On a SQLite
-file they run on reader threads (one per core but the loop's, at least one), each keeping a
+file they run on reader threads (one per core but the loop's, one to four), each keeping a
 connection of its own that can only read: WAL lets them read a snapshot while the loop goes
 on writing, and sqlite3 releases the GIL while SQLite steps through a statement, so the
 reports are served meanwhile instead of waiting for the whole summary. What then slows the
