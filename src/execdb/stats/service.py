@@ -78,6 +78,7 @@ MAX_BUCKETS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
 _PERCENT = [100 * p for p in PERCENTILES]
 DETAILS_SHOWN = 500
+CLASSIFIED_BY = ("reporter", "rules", "nobody")
 
 _STEP = {
     Interval.hour: timedelta(hours=1),
@@ -188,6 +189,7 @@ class StatsService:
             group_by=keys,
             by_blame=by_blame,
             by_cause=self._by_cause(crashed),
+            disagreements=sum(row["n"] for row in crashed if row["disagrees"]),
             queue_time=queue_time,
             run_time=run_time,
             retries=retries,
@@ -236,7 +238,13 @@ class StatsService:
         interval: Interval | None,
     ) -> list[dict[str, Any]]:
         """Jobs by (state, blame, cause, the group keys and the bucket): every count's source."""
-        columns: dict[str, Any] = {"state": Job.state, "blame": Job.blame, "cause": Job.cause}
+        columns: dict[str, Any] = {
+            "state": Job.state,
+            "blame": Job.blame,
+            "cause": Job.cause,
+            "classified_by": Job.classified_by,
+            "disagrees": case((Job.rules_cause.is_(None), 0), else_=1),
+        }
         for key in keys:
             columns.setdefault(key.value, _COLUMNS[key])
         if interval is not None:
@@ -367,13 +375,17 @@ def _counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     than the query.
     """
     by_state = dict.fromkeys(State, 0)
+    by_classification = dict.fromkeys(CLASSIFIED_BY, 0)
     for row in rows:
         by_state[row["state"]] += row["n"]
+        if row["state"] == State.CRASHED:
+            by_classification[row["classified_by"] or "nobody"] += row["n"]
     ran = ran_to_an_outcome(by_state)
     return {
         "total": sum(by_state.values()),
         "by_state": by_state,
         "crash_rate": by_state[State.CRASHED] / ran if ran else None,
+        "by_classification": by_classification,
     }
 
 
