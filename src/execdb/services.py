@@ -29,10 +29,11 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
-        db = db or database(settings)
         catalogue = load_catalogue(settings.causes_file)
-        # Compiled once per process: loading the rules takes tens of milliseconds.
+        # Compiled once per process: loading the rules takes tens of milliseconds. Before the
+        # database, so that bad rules stop start-up before anything is made.
         classifier = Engine(load_rules(catalogue, settings.rules_file))
+        db = db or database(settings)
         return cls(
             settings=settings,
             db=db,
