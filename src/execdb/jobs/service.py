@@ -106,13 +106,17 @@ class JobService:
     def log(self, job_uuid: uuid.UUID) -> JobRow:
         """The log kept of a job (text, original_bytes, state, created_at); NotFound naming
         the job when it has none."""
-        with self.db.read() as conn:
-            log = conn.execute(store.LOG_BY_UUID, {"uuid": job_uuid}).mappings().one_or_none()
-            if log is None and conn.execute(store.JOB_ID, {"uuid": job_uuid}).scalar() is None:
-                raise JobNotFound(job_uuid)
+        log = self.kept_log(job_uuid)
         if log is None:
+            with self.db.read() as conn:
+                if conn.execute(store.JOB_ID, {"uuid": job_uuid}).scalar() is None:
+                    raise JobNotFound(job_uuid)
             raise NotFound(f"job {job_uuid} has no log kept")
         return log
+
+    def kept_log(self, job_uuid: uuid.UUID) -> JobRow | None:
+        with self.db.read() as conn:
+            return conn.execute(store.LOG_BY_UUID, {"uuid": job_uuid}).mappings().one_or_none()
 
     def report(
         self, job_uuid: uuid.UUID, report: JobReport, actor: Actor, now: datetime

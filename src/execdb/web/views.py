@@ -144,6 +144,7 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
     )
     attempts = await services.db.run(services.jobs.attempts, row)
     deliveries = await services.db.run(services.outbox.for_job, parsed)
+    log = await services.db.run(services.jobs.kept_log, parsed)
     root = base_url(request)
     resultsdb = services.settings.resultsdb_url
     return render(
@@ -157,6 +158,9 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
             "deliveries": [DeliveryPublic.model_validate(d) for d in deliveries],
             "cause": services.catalogue.get(row["cause"]) if row["cause"] else None,
             "results": f"{resultsdb.rstrip('/')}/api/v2.0/groups/{parsed}" if resultsdb else None,
+            "log": log,
+            "log_cut": log is not None and log["original_bytes"] > len(log["text"].encode()),
+            "log_lines": format.log_lines(log["text"], row["evidence"]) if log else [],
         },
     )
 
