@@ -26,6 +26,7 @@ class Services:
     tokens: TokenService
     outbox: Outbox
     stats: StatsService
+    classifier: Engine
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -62,6 +63,7 @@ class Services:
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
+            classifier=classifier,
         )
 
 

@@ -70,6 +70,9 @@ def test_a_symptom_cause_is_refined_and_a_named_one_stays(server: LiveServer) ->
         named = crashed(client, blame="TASK", cause="task.exception", log=log_ending(KOJI_TIMEOUT))
         agreed = crashed(client, cause="koji.timeout", log=log_ending(KOJI_TIMEOUT))
         stats = client.get("/api/v1/stats").json()
+        series = client.get("/api/v1/stats", params={"interval": "day"}).json()["series"]
+    (today,) = [b for b in series["buckets"] if b["total"]]
+    assert today["by_classification"] == {"reporter": 2, "rules": 1, "nobody": 0}
     assert (symptom["blame"], symptom["cause"], symptom["classified_by"]) == (
         "THIRD_PARTY",
         "koji.timeout",

@@ -254,6 +254,32 @@ def test_the_causes_page_links_each_cause_to_its_crashes(server: LiveServer) -> 
         assert f"/jobs?state=CRASHED&cause={code}" in hrefs
 
 
+def test_the_causes_page_counts_each_rules_hits(server: LiveServer) -> None:
+    with server.client("both") as client:
+        for cause in ("status_file.missing", "task.exception"):
+            job = job_in(client, "RUNNING")
+            report(client, job["uuid"], state="CRASHED", cause=cause, log=KOJI_TIMEOUT)
+        rule = client.get(f"/api/v1/jobs/{job['uuid']}").json()["rule_id"]
+    page = get(server, "/causes")
+    row = page.text.split(f'<tr id="rule-{rule}">')[1].split("</tr>")[0]
+    cells = re.findall(r'<td class="num">(\d+)</td>', row)
+    assert cells == ["2"]
+    assert "never" not in row
+    other = page.text.split('<tr id="rule-')[1].split("</tr>")[0]
+    assert other.startswith(rule) or "never" in other
+
+
+def test_the_stats_page_shows_how_crashes_were_classified(server: LiveServer) -> None:
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+        report(client, job["uuid"], state="CRASHED", log=KOJI_TIMEOUT)
+        job_in(client, "CRASHED")
+    page = get(server, "/stats")
+    words = text_of(page)
+    assert "Of 2 crashes: 1 by the reporter, 1 by ExecDB's rules from the log, 0 by nobody" in words
+    assert 'id="classification-rate' in page.text
+
+
 def test_the_stats_page(server: LiveServer, seeded: Seeded) -> None:
     page = get(server, "/stats")
     assert page.status_code == 200

@@ -215,6 +215,17 @@ class StatsService:
             window=Window(start=start, end=end), queue_time=queue, run_time=run
         )
 
+    def rule_hits(self) -> dict[str, tuple[int, datetime]]:
+        """For each rule that ever fired on a crash's log: how many jobs, and the newest one's
+        created_at (both from the index on rule_id, created_at)."""
+        stmt = (
+            select(Job.rule_id, func.count(), func.max(Job.created_at))
+            .where(Job.rule_id.is_not(None))
+            .group_by(Job.rule_id)
+        )
+        with self.db.read() as conn:
+            return {rule: (n, last) for rule, n, last in conn.execute(stmt)}
+
     def _categorized(self, row: Mapping[str, Any]) -> bool:
         return self._known(row["cause"]) and row["blame"] not in (None, Blame.UNKNOWN)
 

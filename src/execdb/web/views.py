@@ -194,4 +194,9 @@ async def causes_page(request: Request, services: ServicesDep) -> Response:
     families: dict[str, list[Any]] = {}
     for cause in services.catalogue.values():
         families.setdefault(cause.family, []).append(cause)
-    return render(request, "causes.html", {"families": families})
+    hits = await services.db.run(services.stats.rule_hits)
+    rules = services.classifier.rules.rules
+    # Rules of an earlier version that fired on stored crashes are listed too.
+    gone = sorted(set(hits) - {r.id for r in rules})
+    context = {"families": families, "rules": rules, "hits": hits, "gone": gone}
+    return render(request, "causes.html", context)
