@@ -224,7 +224,7 @@ class StatsService:
             .group_by(Job.rule_id)
         )
         with self.db.read() as conn:
-            return {rule: (n, last) for rule, n, last in conn.execute(stmt)}
+            return {str(rule): (n, last) for rule, n, last in conn.execute(stmt)}
 
     def _categorized(self, row: Mapping[str, Any]) -> bool:
         return self._known(row["cause"]) and row["blame"] not in (None, Blame.UNKNOWN)
