@@ -160,6 +160,8 @@ def test_a_sample_of_passing_runs_keeps_its_log(make_server: StartServer) -> Non
             answer = report(client, job["uuid"], state="FINISHED", log=log_ending(NO_PACKAGE))
             assert answer.status_code == 200, answer.text
             assert answer.json()["classified_by"] is None  # passing runs are not classified
+            log_bytes = len(log_ending(NO_PACKAGE).encode())
+            assert events(client, job["uuid"])[-1]["payload"]["log"] == f"{log_bytes} bytes"
             found = client.get(f"/api/v1/jobs/{job['uuid']}/log")
             assert found.status_code in (200, 404)
             kept.append((uuid.UUID(job["uuid"]).int % 3 == 0, found.status_code == 200))

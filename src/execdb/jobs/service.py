@@ -168,8 +168,10 @@ class JobService:
                     f"{max_bytes}-byte limit",
                     details=details,
                 )
-        if report.log is not None and self._keeps_log(report.state, job_uuid):
-            claim = self._with_log(claim, report.log)
+        if report.log is not None:
+            claim = replace(claim, log_bytes=len(report.log.encode()))
+            if self._keeps_log(report.state, job_uuid):
+                claim = self._with_log(claim, report.log)
         if report.state == State.CRASHED:
             if claim.cause is not None and claim.cause not in self.catalogue:
                 claim = claim.noting(
@@ -192,7 +194,7 @@ class JobService:
     def _with_log(self, claim: Claim, log: str) -> Claim:
         max_bytes = self.limits.log_max_bytes
         kept, omitted = log_tail(log, max_bytes)
-        claim = replace(claim, log=kept, log_bytes=len(log.encode()))
+        claim = replace(claim, log=kept)
         if omitted:
             claim = claim.noting(
                 f"log: the first {omitted} bytes were left out to keep the last "
