@@ -14,8 +14,9 @@ state (the watchdog deciding an executor is gone), the executor's own terminal r
 late, replaces that verdict. Both reports stay in the job's history.
 
 What a report says about how a job ended (blame, cause, details) is its `Claim`. The service
-refines the claim before it is applied (long details are shortened, a missing blame comes from
-the catalogue); that is where classification from the run's log plugs in.
+refines the claim before it is applied (long details are shortened, a crash's log is
+classified, a missing blame comes from the catalogue): which cause wins, the reporter's or the
+rules', is decided there, and the claim carries both for `apply` to write.
 """
 
 from __future__ import annotations
