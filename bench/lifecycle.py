@@ -403,6 +403,8 @@ def _start(
     cmd = [sys.executable, str(LOADGEN), "run", "--port", str(port), "--mode", mode]
     cmd += ["--connections", str(connections), "--duration", str(args.duration)]
     cmd += ["--warmup", str(args.warmup), "--timeout", str(args.timeout)]
+    if mode == "lifecycle" and args.crash_log_bytes:
+        cmd += ["--crash-log-bytes", str(args.crash_log_bytes)]
     for pid in server_pids:
         cmd += ["--server-pid", str(pid)]
     return subprocess.Popen(
@@ -670,6 +672,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a request may take")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
     p.add_argument(
+        "--crash-log-bytes",
+        type=int,
+        default=0,
+        help="the crashing 10 %% of jobs send a log of this size, classified by the server",
+    )
+    p.add_argument(
         "--calibrate",
         action="store_true",
         help="first run the generator against bench/loadgen.py's trivial server (its ceiling)",
@@ -744,6 +752,7 @@ def run(args: argparse.Namespace) -> int:
             "backends": args.backends,
             "workers": args.workers,
             "connections": args.connections,
+            "crash_log_bytes": args.crash_log_bytes,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "repeat": args.repeat,

@@ -268,10 +268,39 @@ def _job_uuid(body: bytes) -> bytes | None:
     return job if len(job) == 36 else None
 
 
+CRASH_TAIL = """\
+Traceback (most recent call last):
+  File "/usr/lib/python3.12/site-packages/libtaskotron/koji_utils.py", line 101, in get_build
+    return self.session.getBuild(nvr)
+requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='koji.fedoraproject.org', port=443): \
+Read timed out. (read timeout=43200)
+[libtaskotron:runner.py:212] 2026-12-02 12:41:09 INFO    cleaning up the minion
+[libtaskotron:runner.py:230] 2026-12-02 12:41:10 INFO    done
+"""
+
+
+def crash_log(size: int) -> str:
+    """A runtask log of about `size` bytes: ordinary lines, then a Koji timeout near the end
+    (which the shipped rules recognise), then a little teardown."""
+    lines = []
+    total = len(CRASH_TAIL)
+    n = 0
+    while total < size:
+        line = (
+            f"[libtaskotron:python_utils.py:{n % 400}] 2026-12-02 "
+            f"12:{n // 60 % 60:02d}:{n % 60:02d} DEBUG   step {n}: downloading rpm "
+            f"{n}-1.0-1.fc40.x86_64.rpm from the build root\n"
+        )
+        lines.append(line)
+        total += len(line)
+        n += 1
+    return "".join(lines) + CRASH_TAIL
+
+
 class Requests:
     """Prebuilt request bytes."""
 
-    def __init__(self, port: int, token: str) -> None:
+    def __init__(self, port: int, token: str, crash_log_bytes: int = 0) -> None:
         host = f"Host: {HOST}:{port}\r\n".encode()
         self.healthz = b"GET /healthz HTTP/1.1\r\n" + host + b"\r\n"
         self._write_head = host + f"Authorization: Bearer {token}\r\n".encode()
@@ -288,6 +317,7 @@ class Requests:
                 "blame": "THIRD_PARTY",
                 "cause": "koji.timeout",
                 "details": "koji did not answer in 300 s",
+                **({"log": crash_log(crash_log_bytes)} if crash_log_bytes else {}),
             }
         )
 
@@ -375,6 +405,7 @@ class Generator:
         duration: float,
         timeout: float,
         crash_ratio: float,
+        crash_log_bytes: int = 0,
         max_requests: int,
         server_pids: Sequence[int],
     ) -> None:
@@ -389,7 +420,7 @@ class Generator:
         self.crash_ratio = crash_ratio
         self.max_requests = min(max_requests, MAX_REQUESTS)
         self.server_pids = list(server_pids)
-        self.requests = Requests(port, token)
+        self.requests = Requests(port, token, crash_log_bytes)
         self.connections: list[Connection] = []
         self.stats = Stats(0, 0)
 
@@ -566,6 +597,9 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a request may take")
     p.add_argument("--crash-ratio", type=float, default=0.1)
+    p.add_argument(
+        "--crash-log-bytes", type=int, default=0, help="crashes send a log of this size (0: none)"
+    )
     p.add_argument("--max-requests", type=int, default=MAX_REQUESTS)
 
 
@@ -586,6 +620,7 @@ def _generator(args: argparse.Namespace, port: int, token: str, pids: Sequence[i
         duration=args.duration,
         timeout=args.timeout,
         crash_ratio=args.crash_ratio,
+        crash_log_bytes=getattr(args, "crash_log_bytes", 0),
         max_requests=args.max_requests,
         server_pids=pids,
     )

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 
 from execdb.automation.models import Delivery
 from execdb.config import Settings
-from execdb.jobs.models import Job, JobEvent
+from execdb.jobs.models import Job, JobEvent, JobLog
 from tests.live import LiveServer, StartServer, make_tokens, prepare
 from tests.pgcluster import PostgresCluster
 
@@ -90,6 +90,7 @@ def server(_shared_server: LiveServer) -> LiveServer:
     with _shared_server.services.db.write() as conn:
         conn.execute(delete(Delivery))
         conn.execute(delete(JobEvent))
+        conn.execute(delete(JobLog))
         conn.execute(delete(Job))
     return _shared_server
 

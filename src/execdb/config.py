@@ -97,6 +97,16 @@ class Settings(BaseSettings):
         description="A page of jobs or of a job's history ends early, with a `next` link, "
         "once its trigger_data, executor, details and payloads hold about this much.",
     )
+    log_max_bytes: Annotated[int, Field(ge=4096, le=768 * 1024)] = Field(
+        default=256 * 1024,
+        description="How much of a report's log ExecDB keeps and classifies: its last part, "
+        "cut on a line boundary after a marker line saying how much was left out.",
+    )
+    finished_log_sample: Annotated[int, Field(ge=0)] = Field(
+        default=10,
+        description="Keep the log of 1 in this many FINISHED reports (chosen by the job's "
+        "uuid), so that rules can be checked against runs that passed; 0 keeps none.",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
         default=1024 * 1024, description="Larger request bodies are refused with 413."
     )

@@ -8,6 +8,7 @@ from execdb.auth.service import TokenService
 from execdb.automation.outbox import Outbox
 from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
+from execdb.classify import Engine, load_rules
 from execdb.config import Settings
 from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
@@ -25,11 +26,15 @@ class Services:
     tokens: TokenService
     outbox: Outbox
     stats: StatsService
+    classifier: Engine
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
-        db = db or database(settings)
         catalogue = load_catalogue(settings.causes_file)
+        # Compiled once per process: loading the rules takes tens of milliseconds. Before the
+        # database, so that bad rules stop start-up before anything is made.
+        classifier = Engine(load_rules(catalogue, settings.rules_file))
+        db = db or database(settings)
         return cls(
             settings=settings,
             db=db,
@@ -43,6 +48,8 @@ class Services:
                     trigger_data_max_bytes=settings.trigger_data_max_bytes,
                     history_payload_max_bytes=settings.history_payload_max_bytes,
                     page_max_bytes=settings.page_max_bytes,
+                    log_max_bytes=settings.log_max_bytes,
+                    finished_log_sample=settings.finished_log_sample,
                 ),
                 reactions=Reactions(
                     catalogue,
@@ -51,10 +58,12 @@ class Services:
                     dispatch=settings.dispatch,
                     base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
                 ),
+                classifier=classifier,
             ),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
+            classifier=classifier,
         )
 
 

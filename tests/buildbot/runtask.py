@@ -37,6 +37,19 @@ elif args.item.startswith("flaky"):
         }
 elif args.item.startswith("nostatus"):
     raise SystemExit(1)
+elif args.item.startswith("kojidies"):
+    # Dies of a Koji timeout before it writes a status file: only its output says why.
+    print("[libtaskotron:runner.py:98] 2026-12-02 12:00:01 INFO    fetching the build", flush=True)
+    print(
+        "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3.12/site-packages/libtaskotron/koji_utils.py", line 101, in '
+        "get_build\n"
+        "    return self.session.getBuild(nvr)\n"
+        "requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='koji.fedoraproject.org', "
+        "port=443): Read timed out. (read timeout=43200)",
+        flush=True,
+    )
+    raise SystemExit(1)
 else:  # "hang": never ends; Buildbot's timeout stops it
     time.sleep(600)
     raise SystemExit(2)

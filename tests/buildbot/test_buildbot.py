@@ -121,7 +121,7 @@ def test_every_outcome_of_a_run_reaches_execdb(server: LiveServer, buildbot: Bui
             kind: trigger.create_job(
                 task="rpmlint", item=f"{kind}-1.0-1", item_type="koji_build", arch="x86_64"
             )
-            for kind in ("ok", "fault", "nostatus", "hang")
+            for kind in ("ok", "fault", "nostatus", "kojidies", "hang")
         }
     requests = {
         kind: buildbot.force(
@@ -150,6 +150,16 @@ def test_every_outcome_of_a_run_reaches_execdb(server: LiveServer, buildbot: Bui
         "CRASHED",
         "status_file.missing",
     )
+    assert got["nostatus"]["classified_by"] is None  # it said nothing
+    dead = got["kojidies"]
+    assert (dead["state"], dead["blame"], dead["cause"], dead["classified_by"]) == (
+        "CRASHED",
+        "THIRD_PARTY",
+        "koji.timeout",
+        "rules",
+    )
+    assert dead["reported_cause"] == "status_file.missing"
+    assert "Read timed out" in dead["evidence"][0]["text"]
     assert (got["hang"]["state"], got["hang"]["cause"]) == ("CRASHED", "executor.timeout")
     for kind, events in history.items():
         assert [e["to_state"] for e in events][:2] == ["SCHEDULED", "RUNNING"], kind

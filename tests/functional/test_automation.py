@@ -155,6 +155,24 @@ def test_a_third_party_crash_is_retried_by_policy_until_the_limit(
     assert tick(server, timedelta(days=30)).retried == 0
 
 
+KOJI_LOG = (
+    "[libtaskotron:koji_utils.py:88] 2026-12-02 12:00:01 DEBUG querying koji\n"
+    "requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='koji.fedoraproject.org', "
+    "port=443): Read timed out. (read timeout=43200)\n"
+)
+
+
+def test_a_crash_the_rules_blame_on_a_third_party_is_retried(make_server: StartServer) -> None:
+    server = start(make_server)
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+    crashed = crash(server, job["uuid"], cause="status_file.missing", log=KOJI_LOG)
+    assert (crashed["blame"], crashed["cause"]) == ("THIRD_PARTY", "koji.timeout")
+    due = datetime.fromisoformat(crashed["retry_at"])
+    assert timedelta(minutes=4) < due - utcnow() <= timedelta(minutes=5)
+    assert tick(server, timedelta(minutes=6)).retried == 1
+
+
 def test_a_late_success_cancels_the_pending_retry(make_server: StartServer) -> None:
     server = start(make_server)
     with server.client("both") as client:
@@ -287,6 +305,23 @@ def test_a_task_crash_mails_the_task_maintainers(
         page = client.get(f"/jobs/{job['uuid']}").text
     assert "Sent about this job" in page
     assert "rpm-maintainers@example.org, packager@example.org" in page
+
+
+def test_a_crash_the_rules_blame_on_the_task_mails_its_maintainers(
+    make_server: StartServer, mail: MailReceiver, hooks: WebhookReceiver
+) -> None:
+    server = notifying(make_server, mail, hooks)
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+    log = "Last metadata expiration check: 0:01:02 ago.\nNo match for argument: python3-nosuch\n"
+    crashed = crash(server, job["uuid"], log=log)
+    assert (crashed["blame"], crashed["classified_by"]) == ("TASK", "rules")
+    assert crashed["retry_at"] is None
+    assert tick(server).delivered == 1
+    (message,) = mail.wait_for(1)
+    assert mail.envelopes == [["rpm-maintainers@example.org"]]
+    assert f"(TASK: {crashed['cause']})" in message["Subject"]
+    assert hooks.received == []
 
 
 def test_bad_trigger_contacts_are_left_out_shown_and_the_rest_mailed(

@@ -615,6 +615,20 @@ def test_a_hostile_policy_file_stops_start_up_naming_the_rule_and_field(
     assert not data.exists(), "nothing is started on bad settings"
 
 
+def test_a_bad_rules_file_stops_start_up_naming_the_rule(execdb: Execdb, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '["site.koji"]\ncause = "koji.timeout"\nprecedence = 70\ndescription = "x"\n'
+        'match = ["(unclosed"]\nexamples = ["x"]\n'
+    )
+    data = tmp_path / "data"
+    result = execdb.using(EXECDB_DATA_DIR=data, EXECDB_RULES_FILE=rules)("serve", timeout=30)
+    message = failed_cleanly(result)
+    assert str(rules) in message
+    assert "site.koji" in message
+    assert not data.exists(), "nothing is started on bad rules"
+
+
 def test_worker_once_does_a_round_on_the_embedded_database(execdb: Execdb, tmp_path: Path) -> None:
     data = tmp_path / "data"
     result = execdb.using(EXECDB_DATA_DIR=data)("worker", "--once")

@@ -97,6 +97,60 @@ def test_no_status_file_is_a_crash_that_says_so(server: LiveServer, tmp_path: Pa
     assert "137" in job["details"]
 
 
+KOJI_TRACEBACK = """\
+Traceback (most recent call last):
+  File "/usr/lib/python3.12/site-packages/libtaskotron/ext/fedora/koji_utils.py", line 101
+requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='koji.fedoraproject.org', port=443): \
+Read timed out. (read timeout=43200)
+"""
+
+
+def test_a_run_without_a_status_file_is_classified_from_its_log(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    token = server.tokens["both"]
+    uuid = new_job(server.url, token, start=True)
+    log = tmp_path / "runtask.log"
+    log.write_text("".join(f"line {n}\n" for n in range(100_000)) + KOJI_TRACEBACK)
+    done = run(
+        server.url,
+        token,
+        "job",
+        "finish",
+        uuid,
+        "--status-file",
+        str(tmp_path / "missing.json"),
+        "--exit-code",
+        "1",
+        "--log",
+        str(log),
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(run(server.url, token, "job", "show", uuid).stdout)
+    assert (job["state"], job["blame"], job["cause"]) == ("CRASHED", "THIRD_PARTY", "koji.timeout")
+    assert (job["reported_cause"], job["classified_by"]) == ("status_file.missing", "rules")
+    with server.client() as client:
+        kept = client.get(f"/api/v1/jobs/{uuid}/log").text
+    assert kept.endswith(KOJI_TRACEBACK)
+    assert len(kept.encode()) <= 256 * 1024
+    assert kept.startswith("line ")  # the client cut on a line boundary; the server kept it
+
+
+def test_a_crash_with_an_unreadable_log_is_reported_without_it(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    token = server.tokens["both"]
+    uuid = new_job(server.url, token, start=True)
+    done = run(
+        server.url, token, "job", "crash", uuid, "--cause", "task.exception", "--log", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the log" in done.stderr
+    assert "a directory" in done.stderr
+    job = json.loads(run(server.url, token, "job", "show", uuid).stdout)
+    assert (job["state"], job["cause"], job["rules_version"]) == ("CRASHED", "task.exception", None)
+
+
 def test_exit_codes(server: LiveServer) -> None:
     token = server.tokens["both"]
     uuid = run(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from execdb.db import utcnow
-from tests.helpers import job_in
+from tests.helpers import job_in, report
 from tests.live import LiveServer, StartServer
 from tests.seed import Seeded, seed
 
@@ -49,6 +49,50 @@ def test_the_job_page(server: LiveServer) -> None:
     assert history.count("<li ") == 3, "the history shows create, RUNNING and CRASHED"
     assert "created" in history
     assert f"/api/v1/jobs/{job['uuid']}" in page.text
+
+
+KOJI_TIMEOUT = (
+    "requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='koji.fedoraproject.org', "
+    "port=443): Read timed out. (read timeout=43200)"
+)
+
+
+def test_the_job_page_shows_the_log_folded_with_its_evidence(server: LiveServer) -> None:
+    log = "starting <task>\n" + "".join(f"step {n}\n" for n in range(10)) + KOJI_TIMEOUT + "\n"
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+        crashed = report(client, job["uuid"], state="CRASHED", cause="task.exception", log=log)
+    assert crashed.status_code == 200, crashed.text
+    page = get(server, f"/jobs/{job['uuid']}")
+    words = text_of(page)
+    assert "Classified by the reporter" in words
+    assert "The rules said THIRD_PARTY koji.timeout (the reported cause was kept)" in words
+    assert f"line 12 : {KOJI_TIMEOUT}" in words
+    assert '<a href="#L12">line 12</a>' in page.text
+    assert '<details class="log" id="log">' in page.text  # folded
+    evidence = re.findall(r'<span class="line evidence" id="L(\d+)">', page.text)
+    assert evidence == ["12"]
+    assert 'id="L1"><a class="ln" href="#L1" aria-label="line 1">1</a>starting &lt;task&gt;' in (
+        page.text
+    )
+    assert "style=" not in page.text  # the CSP allows no inline style
+    assert re.findall(r"<script[^>]*>", page.text) == [
+        '<script src="/static/web/log.js?v=' + page.text.split("log.js?v=")[1].split('"')[0] + '">'
+    ]
+    assert get(server, "/static/web/log.js").status_code == 200
+
+
+def test_the_job_page_shows_a_crash_the_rules_classified(server: LiveServer) -> None:
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+        report(client, job["uuid"], state="CRASHED", cause="status_file.missing", log=KOJI_TIMEOUT)
+        plain = job_in(client, "CRASHED")
+    words = text_of(get(server, f"/jobs/{job['uuid']}"))
+    assert "Classified by ExecDB's rules, from the run's log" in words
+    assert "Reported no blame, status_file.missing" in words
+    plain_page = get(server, f"/jobs/{plain['uuid']}")
+    assert "The run's log" not in text_of(plain_page)
+    assert "log.js" not in plain_page.text
 
 
 def test_the_job_page_shows_times_attempts_and_links(server: LiveServer, seeded: Seeded) -> None:
@@ -208,6 +252,32 @@ def test_the_causes_page_links_each_cause_to_its_crashes(server: LiveServer) -> 
     hrefs = links(page)
     for code in server.services.catalogue:
         assert f"/jobs?state=CRASHED&cause={code}" in hrefs
+
+
+def test_the_causes_page_counts_each_rules_hits(server: LiveServer) -> None:
+    with server.client("both") as client:
+        for cause in ("status_file.missing", "task.exception"):
+            job = job_in(client, "RUNNING")
+            report(client, job["uuid"], state="CRASHED", cause=cause, log=KOJI_TIMEOUT)
+        rule = client.get(f"/api/v1/jobs/{job['uuid']}").json()["rule_id"]
+    page = get(server, "/causes")
+    row = page.text.split(f'<tr id="rule-{rule}">')[1].split("</tr>")[0]
+    cells = re.findall(r'<td class="num">(\d+)</td>', row)
+    assert cells == ["2"]
+    assert "never" not in row
+    other = page.text.split('<tr id="rule-')[1].split("</tr>")[0]
+    assert other.startswith(rule) or "never" in other
+
+
+def test_the_stats_page_shows_how_crashes_were_classified(server: LiveServer) -> None:
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+        report(client, job["uuid"], state="CRASHED", log=KOJI_TIMEOUT)
+        job_in(client, "CRASHED")
+    page = get(server, "/stats")
+    words = text_of(page)
+    assert "Of 2 crashes: 1 by the reporter, 1 by ExecDB's rules from the log, 0 by nobody" in words
+    assert 'id="classification-rate' in page.text
 
 
 def test_the_stats_page(server: LiveServer, seeded: Seeded) -> None:

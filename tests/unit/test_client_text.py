@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from execdb.causes import catalogue
 from execdb.client import text
-from execdb.client.text import DETAILS_MAX_BYTES, MAX_BODY_BYTES, fit, is_valid_code, sendable
+from execdb.client.text import (
+    DETAILS_MAX_BYTES,
+    LOG_MAX_BYTES,
+    MAX_BODY_BYTES,
+    fit,
+    is_valid_code,
+    sendable,
+)
 from execdb.config import Settings
 from execdb.jobs import text as server_text
 
@@ -67,6 +74,7 @@ def test_the_limits_are_the_servers_defaults() -> None:
     defaults = Settings.model_fields
     assert defaults["details_max_bytes"].default == DETAILS_MAX_BYTES
     assert defaults["max_body_bytes"].default == MAX_BODY_BYTES
+    assert defaults["log_max_bytes"].default == LOG_MAX_BYTES
 
 
 def test_sendable_replaces_lone_surrogates_everywhere() -> None:
@@ -80,3 +88,18 @@ def test_a_fitted_body_fits_the_server_however_it_escapes(details: str) -> None:
     encoded = json.dumps(body).encode()  # what httpx sends: ASCII, every escape spelled out
     assert len(body["details"].encode()) <= DETAILS_MAX_BYTES
     assert len(encoded) < MAX_BODY_BYTES
+
+
+@given(
+    st.text(st.characters(), max_size=LOG_MAX_BYTES // 4)
+    | st.just("\x01\n" * (LOG_MAX_BYTES // 2))
+    | st.just("😀" * (LOG_MAX_BYTES // 4))
+)
+def test_a_log_and_details_fit_the_server_however_they_escape(log: str) -> None:
+    body, _ = fit({"state": "CRASHED", "details": "\x01" * DETAILS_MAX_BYTES, "log": log})
+    encoded = json.dumps(body).encode()
+    assert len(encoded) < MAX_BODY_BYTES
+    sent = sendable(log)  # lone surrogates become U+FFFD, as everywhere
+    assert sent.endswith(body["log"])
+    if len(json.dumps(sent)) < MAX_BODY_BYTES // 2:
+        assert body["log"] == sent  # ordinary logs go whole

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execdb.client.files import NotRegularFile, read_head, read_text
+from execdb.client.files import NotRegularFile, read_head, read_tail, read_text
 from execdb.client.text import shorten
 
 
@@ -50,3 +50,29 @@ def test_only_regular_files_are_read(tmp_path: Path, reader: object) -> None:
     for path, kind in [(fifo, "a FIFO"), (Path("/dev/zero"), "a character device")]:
         with pytest.raises(NotRegularFile, match=f"it is {kind}, not a regular file"):
             reader(path, 1024)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("content", "limit", "tail"),
+    [
+        (b"one\ntwo\nthree\n", 100, "one\ntwo\nthree\n"),
+        (b"one\ntwo\nthree\n", 9, "three\n"),  # the partial line "two" is dropped
+        (b"one\ntwo\nthree\n", 10, "two\nthree\n"),
+        (b"one\ntwo\nthree\n", 6, "three\n"),  # the cut falls on a line boundary
+        (b"x" * 50, 10, "x" * 10),  # one huge line: its end is still worth a look
+        (b"a\n\xe2\x82\xac\xe2\x82\xacz", 4, "\u20acz"),  # no half character
+    ],
+)
+def test_read_tail_reads_the_end_on_a_line_boundary(
+    tmp_path: Path, content: bytes, limit: int, tail: str
+) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(content)
+    assert read_tail(path, limit) == tail
+
+
+def test_read_tail_reads_only_regular_files(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(NotRegularFile, match="a FIFO"):
+        read_tail(fifo, 100)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from execdb.api.auth import NEEDS_TOKEN, CreateActor, ReadAccess, ReportActor, authorize
@@ -128,6 +129,25 @@ async def report(job_uuid: JobUuidText, request: Request) -> Response:
     services = get_services(request)
     done = await services.db.run_write(services.jobs.report, parsed, body, actor, utcnow())
     return json_answer(JobReported.from_row(done.job, base_url(request), warnings=done.warnings))
+
+
+@router.get(
+    "/jobs/{job_uuid}/log",
+    response_class=PlainTextResponse,
+    dependencies=[ReadAccess],
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "The tail of the run's log."},
+        **_READ_ERRORS,
+        404: {"description": "No such job, or no log kept of it; the message says which."},
+    },
+)
+async def job_log(job_uuid: uuid.UUID, services: ServicesDep) -> PlainTextResponse:
+    """The tail of a job's log, as its CRASHED (or sampled FINISHED) report sent it."""
+    log = await services.db.run(services.jobs.log, job_uuid)
+    return PlainTextResponse(
+        log["text"],
+        headers={"X-Log-Original-Bytes": str(log["original_bytes"]), "X-Log-State": log["state"]},
+    )
 
 
 @router.get(

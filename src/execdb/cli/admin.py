@@ -35,11 +35,12 @@ def settings_of(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _services(settings: Settings) -> Services:
     from execdb.causes.catalogue import CatalogueError
+    from execdb.classify import RulesError
     from execdb.services import Services
 
     try:
         return Services.build(settings)
-    except CatalogueError as exc:
+    except (CatalogueError, RulesError) as exc:
         raise CommandError(str(exc)) from None
 
 

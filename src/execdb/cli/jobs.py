@@ -84,7 +84,8 @@ def job_start(args: argparse.Namespace) -> int:
 def job_finish(args: argparse.Namespace) -> int:
     from execdb.client.statusfile import outcome
 
-    return report(args, args.uuid, outcome(Path(args.status_file), args.exit_code).body())
+    body = outcome(Path(args.status_file), args.exit_code).body()
+    return report(args, args.uuid, _with_log(body, args.log))
 
 
 def job_crash(args: argparse.Namespace) -> int:
@@ -92,7 +93,25 @@ def job_crash(args: argparse.Namespace) -> int:
     if details and details.startswith("@"):
         details = _details_file(Path(details[1:]))
     body = _given(state="CRASHED", blame=args.blame, cause=args.cause, details=details)
-    return report(args, args.uuid, body)
+    return report(args, args.uuid, _with_log(body, args.log))
+
+
+def _with_log(body: dict[str, Any], path: Path | None) -> dict[str, Any]:
+    """The report with the tail of the run's log; without it (and a warning) if the log
+    cannot be read: the report must be sent either way."""
+    from execdb.client.files import NotRegularFile, read_tail
+    from execdb.client.text import LOG_MAX_BYTES
+
+    if path is None:
+        return body
+    try:
+        return body | {"log": read_tail(path, LOG_MAX_BYTES)}
+    except NotRegularFile as exc:
+        problem = f"the log {path} was not read: {exc}"
+    except OSError as exc:
+        problem = f"the log {path} could not be read: {exc.strerror or exc}"
+    print(f"execdb: warning: {problem}; reported without it", file=sys.stderr)
+    return body
 
 
 def _details_file(path: Path) -> str:
@@ -219,6 +238,9 @@ def _common_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]
     return remote, spooling
 
 
+_LOG_HELP = "the run's output: its last 256 KiB are sent, and classify a crash"
+
+
 def _register_job(
     commands: Commands, remote: argparse.ArgumentParser, spooling: argparse.ArgumentParser
 ) -> None:
@@ -251,6 +273,7 @@ def _register_job(
     p.add_argument("uuid")
     p.add_argument("--status-file", required=True, metavar="PATH")
     p.add_argument("--exit-code", type=int, help="the runner's exit code")
+    p.add_argument("--log", type=Path, metavar="FILE", help=_LOG_HELP)
     p.set_defaults(run=job_finish)
 
     p = job.add_parser("crash", parents=[remote, spooling], help="report CRASHED")
@@ -258,6 +281,7 @@ def _register_job(
     p.add_argument("--blame", help="TASKOTRON, TASK, THIRD_PARTY or UNKNOWN")
     p.add_argument("--cause", help="a cause code, e.g. koji.timeout (see `execdb causes`)")
     p.add_argument("--details", help="text, or @FILE to read it from a file")
+    p.add_argument("--log", type=Path, metavar="FILE", help=_LOG_HELP)
     p.set_defaults(run=job_crash)
 
     p = job.add_parser("cancel", parents=[remote, spooling], help="report CANCELLED")

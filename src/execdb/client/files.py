@@ -58,6 +58,26 @@ def read_text(path: Path, max_bytes: int) -> str:
     return head.decode("utf-8", "replace") + marker + tail.decode("utf-8", "replace")
 
 
+def read_tail(path: Path, max_bytes: int) -> str:
+    """The end of the regular file at `path` as text: its last `max_bytes` at most, starting
+    on a line boundary (a partial first line is dropped, unless it is the only line). Only
+    the tail is read, whatever the file's size; bytes that are not UTF-8 become U+FFFD.
+    """
+    fd = _open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        # One byte more than the tail, to see whether the cut falls on a line boundary.
+        start = max(0, size - max_bytes - 1)
+        data = _pread(fd, size - start, start)
+    finally:
+        os.close(fd)
+    if start > 0 or len(data) > max_bytes:
+        cut = len(data) - max_bytes
+        newline = data.find(b"\n", cut - 1)
+        data = data[newline + 1 :] if 0 <= newline < len(data) - 1 else data[cut:]
+    return _whole_characters(data, at_end=False).decode("utf-8", "replace")
+
+
 def _open_regular(path: Path) -> int:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:

@@ -9,6 +9,7 @@ server's default settings (details_max_bytes, max_body_bytes).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -16,6 +17,10 @@ CODE_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 CODE_MAX_LENGTH = 100
 DETAILS_MAX_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+LOG_MAX_BYTES = 256 * 1024
+# Room left in a body for everything but the log: the details (at most 64 KiB, escaping to 6
+# bytes a byte at worst) and the small fields.
+_LOG_ROOM = MAX_BODY_BYTES - 6 * DETAILS_MAX_BYTES - 4096
 
 MARKER = "\n\n[... {omitted} bytes omitted by ExecDB: kept the first and last {kept} bytes ...]\n\n"
 
@@ -65,8 +70,21 @@ def fit(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     text escapes in JSON (6 bytes per byte at worst), so the server never answers 413.
     """
     body = sendable(body)
+    if isinstance(log := body.get("log"), str):
+        body = body | {"log": fit_log(log)}
     details = body.get("details")
     if not isinstance(details, str):
         return body, 0
     details, omitted = shorten(details)
     return body | {"details": details}, omitted
+
+
+def fit_log(log: str, room: int = _LOG_ROOM) -> str:
+    """The end of `log` whose JSON string takes at most `room` bytes however it is encoded
+    (escapes count: a log of control characters takes six times its size), starting on a
+    line boundary. A log of ordinary text keeps its last LOG_MAX_BYTES as it was read."""
+    while (size := len(json.dumps(log))) > room:
+        cut = len(log) - len(log) * room // size + 1
+        newline = log.find("\n", cut - 1)
+        log = log[newline + 1 :] if 0 <= newline < len(log) - 1 else log[cut:]
+    return log

@@ -4,13 +4,14 @@ Warehouse's interfaces.py does it): jobs never imports them, the composition roo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
 from execdb.jobs.states import JobRow
-from execdb.vocabulary import DispatchState
+from execdb.vocabulary import Blame, DispatchState
 
 
 class Reactions(Protocol):
@@ -25,3 +26,34 @@ class Reactions(Protocol):
     def rescheduled(self, conn: Connection, job: JobRow, now: datetime) -> DispatchState | None:
         """A new attempt was made: queue its dispatch; its dispatch state (None: none)."""
         ...
+
+
+class Line(Protocol):
+    """One line of a log that a verdict rests on; `line` counts from 1."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+
+
+class Verdict(Protocol):
+    """What the rules make of a log: UNKNOWN with no cause and no rule when none fired."""
+
+    @property
+    def blame(self) -> Blame: ...
+    @property
+    def cause(self) -> str | None: ...
+    @property
+    def rule(self) -> str | None: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def evidence(self) -> Sequence[Line]: ...
+
+
+class Classifier(Protocol):
+    """Recognises known failures in a crashed run's log (implemented by
+    execdb.classify.Engine, built once per process)."""
+
+    def classify(self, log: str) -> Verdict: ...

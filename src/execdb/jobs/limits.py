@@ -28,6 +28,9 @@ class Limits:
     trigger_data_max_bytes: int = 65536
     history_payload_max_bytes: int = 4096
     page_max_bytes: int = 1024 * 1024
+    log_max_bytes: int = 256 * 1024
+    # 1 in this many FINISHED reports keeps its log (0: none), chosen by the job's uuid.
+    finished_log_sample: int = 10
 
 
 def json_size(value: Any) -> int:

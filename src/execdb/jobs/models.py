@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from execdb.db import Base, string_enum
+from execdb.db import Base, JSONType, string_enum
 from execdb.vocabulary import Blame, Outcome, State
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so auto-incrementing).
@@ -58,6 +58,18 @@ class Job(Base):
     # and exactly only to the millisecond).
     queue_us: Mapped[int | None] = mapped_column(BigInteger)
     run_us: Mapped[int | None] = mapped_column(BigInteger)
+    # How a crash was classified (docs/classification.md): who decided the blame and cause
+    # above (reporter, rules; null: nobody), what the report itself said, and what the rules
+    # concluded from the log: the rule, its version and lines, and its own blame and cause
+    # where they disagree with a cause the reporter named (which wins).
+    classified_by: Mapped[str | None] = mapped_column(String(16))
+    reported_blame: Mapped[Blame | None] = mapped_column(string_enum(Blame, "job_reported_blame"))
+    reported_cause: Mapped[str | None] = mapped_column(String(100))
+    rule_id: Mapped[str | None] = mapped_column(String(100))
+    rules_version: Mapped[str | None] = mapped_column(String(32))
+    evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    rules_blame: Mapped[Blame | None] = mapped_column(string_enum(Blame, "job_rules_blame"))
+    rules_cause: Mapped[str | None] = mapped_column(String(100))
 
     # Searches page newest first by id, so each common filter gets (column, id).
     # Statistics read a window of created_at for some states (all of them unless filtered):
@@ -73,6 +85,7 @@ class Job(Base):
         Index("ix_jobs_msg_id", "msg_id"),
         Index("ix_jobs_created_at", "created_at"),
         Index("ix_jobs_retry_at", "retry_at"),
+        Index("ix_jobs_rule_id_created_at", "rule_id", "created_at"),
         Index(
             "ix_jobs_stats",
             "state",
@@ -84,6 +97,8 @@ class Job(Base):
             "item_type",
             "queue_us",
             "run_us",
+            "classified_by",
+            "rules_cause",
         ),
         Index(
             "ix_jobs_retried_created_at",
@@ -111,3 +126,17 @@ class JobEvent(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+
+
+class JobLog(Base):
+    """The tail of a run's log, as its CRASHED (or sampled FINISHED) report sent it: apart
+    from the job's row, so that searches, pages and the report path do not carry it."""
+
+    __tablename__ = "job_logs"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    # The size of the log as it was sent, in bytes of UTF-8; `text` is its tail.
+    original_bytes: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[State] = mapped_column(string_enum(State, "job_log_state"))
+    created_at: Mapped[datetime]

@@ -16,6 +16,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from execdb.causes.catalogue import CODE_MAX_LENGTH, is_valid_code
 from execdb.jobs.states import misplaced_fields
@@ -138,6 +139,12 @@ class JobReport(BaseModel):
         default=None,
         description="Only with FINISHED, CRASHED, CANCELLED. Free text; long text is shortened.",
     )
+    log: Text | None = Field(
+        default=None,
+        description="Only with FINISHED or CRASHED: the tail of the run's output. ExecDB keeps "
+        "its last log_max_bytes (256 KiB), cut on a line boundary, and classifies a crash "
+        "from it; of FINISHED reports, it keeps 1 in finished_log_sample (10).",
+    )
 
     @model_validator(mode="after")
     def _fields_fit_state(self) -> Self:
@@ -150,6 +157,11 @@ class JobReport(BaseModel):
 def links(base_url: str, job_uuid: object) -> tuple[str, str]:
     """A job's `href` in the API and its web `page`."""
     return f"{base_url}/api/v1/jobs/{job_uuid}", f"{base_url}/jobs/{job_uuid}"
+
+
+class Evidence(TypedDict):
+    line: int
+    text: str
 
 
 class JobPublic(BaseModel):
@@ -179,6 +191,26 @@ class JobPublic(BaseModel):
     )
     dispatch_error: str | None
     heartbeat_at: datetime | None = Field(description="The executor's last heartbeat.")
+    classified_by: str | None = Field(
+        description="Who gave the crash its blame and cause: reporter (the report named a "
+        "cause), rules (ExecDB's log classification), or null (nobody: no cause, or a symptom "
+        "such as status_file.missing that the rules could not refine)."
+    )
+    reported_blame: Blame | None = Field(description="The blame the CRASHED report sent.")
+    reported_cause: str | None = Field(description="The cause the CRASHED report sent.")
+    rule_id: str | None = Field(description="The classification rule that fired on the log.")
+    rules_version: str | None = Field(
+        description="The version of the rules that read the log (null: no log classified)."
+    )
+    evidence: list[Evidence] | None = Field(
+        description="The log lines the rule fired on; `line` counts from 1 in the kept log."
+    )
+    rules_blame: Blame | None = Field(
+        description="The rules' blame, where it disagrees with the reported cause (which wins)."
+    )
+    rules_cause: str | None = Field(
+        description="The rules' cause, where it disagrees with the reported cause (which wins)."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

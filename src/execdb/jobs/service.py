@@ -25,16 +25,16 @@ from sqlalchemy.exc import IntegrityError
 
 from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
-from execdb.errors import JobNotFound, TransitionRefused
+from execdb.errors import JobNotFound, NotFound, TransitionRefused
 from execdb.jobs import states, store
 from execdb.jobs.bounded import BoundedSelect
-from execdb.jobs.interfaces import Reactions
+from execdb.jobs.interfaces import Classifier, Reactions
 from execdb.jobs.limits import Limits, check_size, shortened
 from execdb.jobs.models import Job, JobEvent
 from execdb.jobs.schemas import JobCreate, JobReport
 from execdb.jobs.search import JobSearch, conditions, search_column
 from execdb.jobs.states import Claim, Decision, JobRow
-from execdb.jobs.text import shorten
+from execdb.jobs.text import log_tail, shorten
 from execdb.paging import Cursor, Page
 from execdb.vocabulary import Actor, Outcome, State
 
@@ -66,11 +66,13 @@ class JobService:
         *,
         limits: Limits | None = None,
         reactions: Reactions | None = None,
+        classifier: Classifier | None = None,
     ) -> None:
         self.db = db
         self.catalogue = catalogue
         self.limits = limits or Limits()
         self.reactions = reactions
+        self.classifier = classifier
 
     def create(self, new: JobCreate, actor: Actor, now: datetime) -> tuple[JobRow, bool]:
         """The new job and True, or the job already made for this message and False."""
@@ -101,6 +103,21 @@ class JobService:
             raise JobNotFound(job_uuid)
         return job
 
+    def log(self, job_uuid: uuid.UUID) -> JobRow:
+        """The log kept of a job (text, original_bytes, state, created_at); NotFound naming
+        the job when it has none."""
+        log = self.kept_log(job_uuid)
+        if log is None:
+            with self.db.read() as conn:
+                if conn.execute(store.JOB_ID, {"uuid": job_uuid}).scalar() is None:
+                    raise JobNotFound(job_uuid)
+            raise NotFound(f"job {job_uuid} has no log kept")
+        return log
+
+    def kept_log(self, job_uuid: uuid.UUID) -> JobRow | None:
+        with self.db.read() as conn:
+            return conn.execute(store.LOG_BY_UUID, {"uuid": job_uuid}).mappings().one_or_none()
+
     def report(
         self, job_uuid: uuid.UUID, report: JobReport, actor: Actor, now: datetime
     ) -> Reported:
@@ -108,7 +125,7 @@ class JobService:
 
         Raises TransitionRefused after the refused report has been committed to the history.
         """
-        claim = self.refine(report)
+        claim = self.refine(report, job_uuid)
         with self.db.write() as conn:
             job, done = self._apply(conn, store.lock(conn, job_uuid), report, claim, actor, now)
         if done.outcome is Outcome.REFUSED:
@@ -135,10 +152,11 @@ class JobService:
             job, _ = self._apply(conn, job, report, claim, actor, now)
             return job
 
-    def refine(self, report: JobReport) -> Claim:
+    def refine(self, report: JobReport, job_uuid: uuid.UUID | None = None) -> Claim:
         """What ExecDB takes the report to say about how the job ended: its own claim with long
-        details shortened and, for a crash, a missing blame taken from the catalogue. An
-        executor over its limit is refused (PayloadTooLarge) before anything is written."""
+        details shortened, the log's tail if it is kept and, for a crash, the classification
+        (see `_classified`) and a missing blame taken from the catalogue. An executor over its
+        limit is refused (PayloadTooLarge) before anything is written."""
         check_size("executor", report.executor, self.limits.executor_max_bytes)
         claim = Claim.of(report)
         if claim.details is not None:
@@ -150,14 +168,69 @@ class JobService:
                     f"{max_bytes}-byte limit",
                     details=details,
                 )
+        if report.log is not None:
+            claim = replace(claim, log_bytes=len(report.log.encode()))
+            if self._keeps_log(report.state, job_uuid):
+                claim = self._with_log(claim, report.log)
         if report.state == State.CRASHED:
             if claim.cause is not None and claim.cause not in self.catalogue:
                 claim = claim.noting(
                     f"cause: {claim.cause!r} is not in the cause catalogue; kept as sent"
                 )
+            claim = self._classified(claim)
             if claim.blame is None:
                 claim = replace(claim, blame=self.catalogue.default_blame(claim.cause))
         return claim
+
+    def _keeps_log(self, state: State, job_uuid: uuid.UUID | None) -> bool:
+        if state == State.CRASHED:
+            return True
+        # Passing runs' logs are a sample, so that a rule can be checked against runs that
+        # did not crash; chosen by the uuid (random bits in a uuid7), so a retry keeps the
+        # same choice.
+        sample = self.limits.finished_log_sample
+        return job_uuid is not None and sample > 0 and job_uuid.int % sample == 0
+
+    def _with_log(self, claim: Claim, log: str) -> Claim:
+        max_bytes = self.limits.log_max_bytes
+        kept, omitted = log_tail(log, max_bytes)
+        claim = replace(claim, log=kept)
+        if omitted:
+            claim = claim.noting(
+                f"log: the first {omitted} bytes were left out to keep the last "
+                f"{max_bytes} bytes at most"
+            )
+        return claim
+
+    def _classified(self, claim: Claim) -> Claim:
+        """A crash's claim with its classification. A cause the reporter names stays (the
+        runner knows best), unless it is a symptom (it says how the run ended, not why) or
+        there is none: then the rules' answer, if they have one, gives blame and cause. When
+        they disagree with a reported cause, their answer is kept beside it."""
+        cause = claim.cause
+        specific = cause is not None and not (
+            cause in self.catalogue and self.catalogue[cause].symptom
+        )
+        found: dict[str, object] = {
+            "reported_blame": claim.blame,
+            "reported_cause": cause,
+            "classified_by": "reporter" if specific else None,
+        }
+        if claim.log is None or self.classifier is None:
+            return replace(claim, classification=found)
+        verdict = self.classifier.classify(claim.log)
+        found["rules_version"] = verdict.version
+        if verdict.cause is None:
+            return replace(claim, classification=found)
+        found["rule_id"] = verdict.rule
+        found["evidence"] = [{"line": e.line, "text": e.text} for e in verdict.evidence]
+        if not specific:
+            found["classified_by"] = "rules"
+            return replace(claim, blame=verdict.blame, cause=verdict.cause, classification=found)
+        reported = (cause, claim.blame or self.catalogue.default_blame(cause))
+        if (verdict.cause, verdict.blame) != reported:
+            found.update(rules_blame=verdict.blame, rules_cause=verdict.cause)
+        return replace(claim, classification=found)
 
     def _apply(
         self,
@@ -175,6 +248,8 @@ class JobService:
                 values["retry_at"] = self.reactions.ended(conn, {**job, **values}, now)
             store.update_job(conn, job["id"], values)
             job = {**job, **values}
+            if claim.log is not None:
+                store.keep_log(conn, job["id"], claim.log, claim.log_bytes, report.state, now)
         event = done.event
         if done.outcome in (Outcome.REFUSED, Outcome.REPEATED):
             # Recorded whatever it holds, and it changed nothing: a flood of them must not

@@ -14,14 +14,15 @@ state (the watchdog deciding an executor is gone), the executor's own terminal r
 late, replaces that verdict. Both reports stay in the job's history.
 
 What a report says about how a job ended (blame, cause, details) is its `Claim`. The service
-refines the claim before it is applied (long details are shortened, a missing blame comes from
-the catalogue); that is where classification from the run's log plugs in.
+refines the claim before it is applied (long details are shortened, a crash's log is
+classified, a missing blame comes from the catalogue): which cause wins, the reporter's or the
+rules', is decided there, and the claim carries both for `apply` to write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -50,7 +51,24 @@ FIELDS: Mapping[str, tuple[frozenset[State], str]] = {
         TERMINAL,
         "details: only a report that ends the job (FINISHED, CRASHED, CANCELLED) carries details",
     ),
+    "log": (
+        frozenset({State.FINISHED, State.CRASHED}),
+        "log: only a FINISHED or CRASHED report carries a log",
+    ),
 }
+
+# What a CRASHED report's classification sets on the job; other reports clear them all.
+CLASSIFICATION = (
+    "classified_by",
+    "reported_blame",
+    "reported_cause",
+    "rule_id",
+    "rules_version",
+    "evidence",
+    "rules_blame",
+    "rules_cause",
+)
+_UNCLASSIFIED: Mapping[str, Any] = dict.fromkeys(CLASSIFICATION)
 
 # The fields a report sets; a repeated report is harmless when it would set them all the same.
 _CONTENT = frozenset({"state", "executor", "blame", "cause", "details"})
@@ -70,16 +88,24 @@ class Report(Protocol):
     def cause(self) -> str | None: ...
     @property
     def details(self) -> str | None: ...
+    @property
+    def log(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What a report says about how the job ended, and what ExecDB noted while refining it."""
+    """What a report says about how the job ended, and what ExecDB noted while refining it:
+    `classification` holds the CLASSIFICATION columns of a crash (what was reported, what the
+    rules concluded); `log` the log as ExecDB keeps it (its tail) and `log_bytes` its size as
+    sent."""
 
     blame: Blame | None = None
     cause: str | None = None
     details: str | None = None
     warnings: tuple[str, ...] = ()
+    classification: Mapping[str, Any] = field(default_factory=dict)
+    log: str | None = None
+    log_bytes: int = 0
 
     @classmethod
     def of(cls, report: Report) -> Claim:
@@ -182,6 +208,16 @@ def apply(job: JobRow, report: Report, claim: Claim, actor: Actor, now: datetime
     }
     if claim.details is not None:
         payload["details"] = claim.details  # as kept: shortened
+    if report.log is not None:
+        payload["log"] = f"{claim.log_bytes} bytes"  # the log itself is kept apart
+    concluded = {
+        k: v
+        for k, v in claim.classification.items()
+        if v is not None and not k.startswith("reported_")
+    }
+    if concluded:
+        # What ExecDB concluded, beside what was reported (blame and cause above).
+        payload["classification"] = {"blame": claim.blame, "cause": claim.cause, **concluded}
     event = Event(now, actor.name, actor.by_system, before, report.state, outcome, payload, message)
     return Decision(outcome, values, event, message, claim.warnings)
 
@@ -240,6 +276,7 @@ def _changes(report: Report, claim: Claim, now: datetime) -> dict[str, Any]:
         # A terminal report says everything about how the job ended, so it also clears what an
         # earlier verdict (which it may replace) had said.
         changes.update(blame=claim.blame, cause=claim.cause, details=claim.details, finished_at=now)
+        changes.update({**_UNCLASSIFIED, **claim.classification})
     return changes
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 
 from execdb.errors import JobNotFound
 from execdb.ids import uuid7
-from execdb.jobs.models import Job, JobEvent
+from execdb.jobs.models import Job, JobEvent, JobLog
 from execdb.jobs.states import HEARTBEAT_STATES, Event, JobRow
 from execdb.prepared import Prepared
 from execdb.vocabulary import State
@@ -38,6 +38,12 @@ _INSERT_JOB = Prepared(
     insert(Job).returning(Job.id), [c.key for c in Job.__table__.c if c.key != "id"]
 )
 _UPDATES: dict[tuple[str, ...], Prepared] = {}
+_INSERT_LOG = insert(JobLog)
+LOG_BY_UUID = (
+    select(JobLog.text, JobLog.original_bytes, JobLog.state, JobLog.created_at)
+    .join(Job, Job.id == JobLog.job_id)
+    .where(Job.uuid == bindparam("uuid"))
+)
 
 
 def _default(column: KeyedColumnElement[Any]) -> Any:
@@ -84,6 +90,22 @@ def update_job(conn: Connection, job_id: int, values: dict[str, Any]) -> None:
 def record(conn: Connection, job_id: int, event: Event) -> None:
     """Add one event to the job's history."""
     _INSERT_EVENT.execute(conn, event.row(job_id))
+
+
+def keep_log(
+    conn: Connection, job_id: int, text: str, original_bytes: int, state: State, now: datetime
+) -> None:
+    """Keep the tail of the job's log (one per job: only a report that ends it carries one)."""
+    conn.execute(
+        _INSERT_LOG,
+        {
+            "job_id": job_id,
+            "text": text,
+            "original_bytes": original_bytes,
+            "state": state,
+            "created_at": now,
+        },
+    )
 
 
 def lock(conn: Connection, job_uuid: uuid.UUID) -> JobRow:

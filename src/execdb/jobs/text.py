@@ -65,3 +65,27 @@ def storable_json(value: Any, path: str = "", depth: int = 0) -> Any:
     if isinstance(value, list):
         return [storable_json(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     return value
+
+
+LOG_MARKER = "[... {omitted} bytes at the start of the log left out by ExecDB ...]\n"
+
+
+def log_tail(text: str, max_bytes: int) -> tuple[str, int]:
+    """The last part of a log in at most `max_bytes` of UTF-8, starting on a line boundary
+    after a marker line that says how much was left out; and that number (0: all kept).
+
+    A run's log ends with how it died; its start is the task's business. When the cut falls
+    inside a line, that partial line goes too, unless it is the only line there is.
+    """
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text, 0
+    # Room for the marker with the largest count it could hold.
+    room = max_bytes - len(LOG_MARKER.format(omitted=len(data)).encode())
+    start = len(data) - room
+    if data[start - 1 : start] != b"\n":
+        newline = data.find(b"\n", start)
+        if 0 <= newline < len(data) - 1:
+            start = newline + 1
+    tail = data[start:].decode("utf-8", "ignore")
+    return LOG_MARKER.format(omitted=start) + tail, start

@@ -113,6 +113,10 @@ class Counts(BaseModel):
         description="CRASHED / (FINISHED + CRASHED): of the jobs that ran to an outcome, the "
         "share that crashed; null when there are none."
     )
+    by_classification: dict[str, int] = Field(
+        description="CRASHED jobs by who gave them their blame and cause: reporter (a cause "
+        "the report named), rules (ExecDB's log classification), nobody."
+    )
 
 
 class Group(Counts):
@@ -187,6 +191,10 @@ class Stats(Counts):
     group_by: list[GroupKey]
     by_blame: dict[Blame, int] = Field(description="CRASHED jobs by blame, zeros included.")
     by_cause: list[CauseCount] = Field(description="CRASHED jobs by cause, most first.")
+    disagreements: int = Field(
+        description="CRASHED jobs whose log the rules classified otherwise than the cause the "
+        "report named (which was kept): rules_blame and rules_cause on the job."
+    )
     queue_time: Durations = Field(description="created_at to started_at, for started jobs.")
     run_time: Durations = Field(description="started_at to finished_at, for ended jobs.")
     retries: Retries

@@ -79,6 +79,7 @@ MAX_BUCKETS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
 _PERCENT = [100 * p for p in PERCENTILES]
 DETAILS_SHOWN = 500
+CLASSIFIED_BY = ("reporter", "rules", "nobody")
 
 _STEP = {
     Interval.hour: timedelta(hours=1),
@@ -189,6 +190,7 @@ class StatsService:
             group_by=keys,
             by_blame=by_blame,
             by_cause=self._by_cause(crashed),
+            disagreements=sum(row["n"] for row in crashed if row["disagrees"]),
             queue_time=queue_time,
             run_time=run_time,
             retries=retries,
@@ -214,6 +216,17 @@ class StatsService:
             window=Window(start=start, end=end), queue_time=queue, run_time=run
         )
 
+    def rule_hits(self) -> dict[str, tuple[int, datetime]]:
+        """For each rule that ever fired on a crash's log: how many jobs, and the newest one's
+        created_at (both from the index on rule_id, created_at)."""
+        stmt = (
+            select(Job.rule_id, func.count(), func.max(Job.created_at))
+            .where(Job.rule_id.is_not(None))
+            .group_by(Job.rule_id)
+        )
+        with self.db.read() as conn:
+            return {str(rule): (n, last) for rule, n, last in conn.execute(stmt)}
+
     def _categorized(self, row: Mapping[str, Any]) -> bool:
         return self._known(row["cause"]) and row["blame"] not in (None, Blame.UNKNOWN)
 
@@ -237,7 +250,13 @@ class StatsService:
         interval: Interval | None,
     ) -> list[dict[str, Any]]:
         """Jobs by (state, blame, cause, the group keys and the bucket): every count's source."""
-        columns: dict[str, Any] = {"state": Job.state, "blame": Job.blame, "cause": Job.cause}
+        columns: dict[str, Any] = {
+            "state": Job.state,
+            "blame": Job.blame,
+            "cause": Job.cause,
+            "classified_by": Job.classified_by,
+            "disagrees": case((Job.rules_cause.is_(None), 0), else_=1),
+        }
         for key in keys:
             columns.setdefault(key.value, _COLUMNS[key])
         if interval is not None:
@@ -368,13 +387,17 @@ def _counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     than the query.
     """
     by_state = dict.fromkeys(State, 0)
+    by_classification = dict.fromkeys(CLASSIFIED_BY, 0)
     for row in rows:
         by_state[row["state"]] += row["n"]
+        if row["state"] == State.CRASHED:
+            by_classification[row["classified_by"] or "nobody"] += row["n"]
     ran = ran_to_an_outcome(by_state)
     return {
         "total": sum(by_state.values()),
         "by_state": by_state,
         "crash_rate": by_state[State.CRASHED] / ran if ran else None,
+        "by_classification": by_classification,
     }
 
 

@@ -94,3 +94,9 @@ def percent(part: int, whole: int) -> str:
         return NONE
     share = 100 * part / whole
     return f"{share:.1f} %" if share < 10 else f"{share:.0f} %"
+
+
+def log_lines(text: str, evidence: list[dict[str, Any]] | None) -> list[tuple[int, str, bool]]:
+    """A kept log's lines for the job page: (number from 1, text, whether it is evidence)."""
+    hits = {e["line"] for e in evidence or ()}
+    return [(n, line, n in hits) for n, line in enumerate(text.splitlines(), 1)]

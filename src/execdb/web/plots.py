@@ -37,6 +37,7 @@ PERIODS = {"24h": ("the last 24 hours", 1), "7d": ("the last 7 days", 7)}
 PERIODS |= {"30d": ("the last 30 days", 30), "90d": ("the last 90 days", 90)}
 PERIODS |= {"365d": ("the last year", 365)}
 DEFAULT_PERIOD = "30d"
+CLASSIFIED_COLOURS = {"reporter": "#0072b2", "rules": "#009e73", "nobody": "#737373"}
 FORM = {"PERIODS": PERIODS, "INTERVALS": list(Interval)}
 TOP_CAUSES = 6
 TOP_TASKS = 15
@@ -140,6 +141,18 @@ def figures(
                 for i, c in enumerate(top)
             ],
             unit="crashes",
+        ),
+        "classification_plot": charts.columns(
+            ident="classification-rate",
+            title=f"Crashes per {interval}, by who classified them",
+            labels=labels,
+            series=[
+                charts.Series(who, [b.by_classification[who] for b in series.buckets], colour)
+                for who, colour in CLASSIFIED_COLOURS.items()
+            ],
+            unit="crashes",
+            caption="Stacked from the bottom: the cause the reporter named, the cause ExecDB's "
+            "rules found in the log, and crashes nobody classified.",
         ),
         "queue_plot": _histogram("queue-time", "Time in the queue", durations.queue_time),
         "run_plot": _histogram("run-time", "Run time", durations.run_time),

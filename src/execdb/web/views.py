@@ -144,6 +144,7 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
     )
     attempts = await services.db.run(services.jobs.attempts, row)
     deliveries = await services.db.run(services.outbox.for_job, parsed)
+    log = await services.db.run(services.jobs.kept_log, parsed)
     root = base_url(request)
     resultsdb = services.settings.resultsdb_url
     return render(
@@ -157,6 +158,9 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
             "deliveries": [DeliveryPublic.model_validate(d) for d in deliveries],
             "cause": services.catalogue.get(row["cause"]) if row["cause"] else None,
             "results": f"{resultsdb.rstrip('/')}/api/v2.0/groups/{parsed}" if resultsdb else None,
+            "log": log,
+            "log_cut": log is not None and log["original_bytes"] > len(log["text"].encode()),
+            "log_lines": format.log_lines(log["text"], row["evidence"]) if log else [],
         },
     )
 
@@ -190,4 +194,9 @@ async def causes_page(request: Request, services: ServicesDep) -> Response:
     families: dict[str, list[Any]] = {}
     for cause in services.catalogue.values():
         families.setdefault(cause.family, []).append(cause)
-    return render(request, "causes.html", {"families": families})
+    hits = await services.db.run(services.stats.rule_hits)
+    rules = services.classifier.rules.rules
+    # Rules of an earlier version that fired on stored crashes are listed too.
+    gone = sorted(set(hits) - {r.id for r in rules})
+    context = {"families": families, "rules": rules, "hits": hits, "gone": gone}
+    return render(request, "causes.html", context)
