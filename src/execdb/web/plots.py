@@ -142,23 +142,27 @@ def figures(
             ],
             unit="crashes",
         ),
-        "classification_plot": charts.columns(
-            ident="classification-rate",
-            title=f"Crashes per {interval}, by who classified them",
-            labels=labels,
-            series=[
-                charts.Series(who, [b.by_classification[who] for b in series.buckets], colour)
-                for who, colour in CLASSIFIED_COLOURS.items()
-            ],
-            unit="crashes",
-            caption="Stacked from the bottom: the cause the reporter named, the cause ExecDB's "
-            "rules found in the log, and crashes nobody classified.",
-        ),
+        "classification_plot": _classification(series, labels, interval),
         "queue_plot": _histogram("queue-time", "Time in the queue", durations.queue_time),
         "run_plot": _histogram("run-time", "Run time", durations.run_time),
         "tasks_plot": _crash_rates(tasks),
         "tasks": tasks,
     }
+
+
+def _classification(series: Series, labels: list[str], interval: str) -> str:
+    return charts.columns(
+        ident="classification-rate",
+        title=f"Crashes per {interval}, by who classified them",
+        labels=labels,
+        series=[
+            charts.Series(who, [b.by_classification[who] for b in series.buckets], colour)
+            for who, colour in CLASSIFIED_COLOURS.items()
+        ],
+        unit="crashes",
+        caption="Stacked from the bottom: the cause the reporter named, the cause ExecDB's "
+        "rules found in the log, and crashes nobody classified.",
+    )
 
 
 def _crashes_over_time(
