@@ -40,6 +40,7 @@ OPERATIONS = (
     "GET /api/v1/jobs/{job_uuid}",
     "PATCH /api/v1/jobs/{job_uuid}",
     "GET /api/v1/jobs/{job_uuid}/events",
+    "GET /api/v1/jobs/{job_uuid}/log",
     "POST /api/v1/jobs/{job_uuid}/reschedule",
     "POST /api/v1/jobs/{job_uuid}/heartbeat",
     "GET /api/v1/jobs/{job_uuid}/deliveries",
