@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from execdb.cli import run
 from execdb.cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, CommandError, refused
 from execdb.cli.reports import connect, report, spool_flush, spool_retry
 
@@ -288,6 +289,7 @@ def _register_job(
     p.add_argument("uuid")
     p.add_argument("--details")
     p.set_defaults(run=job_cancel)
+    run.register(job, remote, spooling)
     _register_job_admin(job, remote)
 
 

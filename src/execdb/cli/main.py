@@ -34,9 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments; what follows the first `--` is the command of those that run one
+    (`job run`). argparse's own `--` does not reach a subcommand's positionals."""
+    if "--" not in argv:
+        return parser.parse_args(argv)
+    at = argv.index("--")
+    args = parser.parse_args(argv[:at])
+    if not hasattr(args, "command"):
+        parser.error("'--' is only for commands that run a command (execdb job run)")
+    args.command = argv[at + 1 :]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, list(sys.argv[1:] if argv is None else argv))
     try:
         code: int = args.run(args)
     except KeyboardInterrupt:

@@ -41,8 +41,11 @@ def connect(args: argparse.Namespace) -> Client:
         raise CommandError(str(exc), EXIT_USAGE) from None
 
 
-def report(args: argparse.Namespace, uuid: str, body: dict[str, Any]) -> int:
-    """Send one report; with --spool, keep it there when it cannot be delivered now.
+def report(
+    args: argparse.Namespace, uuid: str, body: dict[str, Any], *, out: TextIO = sys.stdout
+) -> int:
+    """Send one report; with --spool, keep it there when it cannot be delivered now. The job
+    as it then is goes to `out` ("UUID STATE").
 
     A report goes behind its job's reports still waiting in the spool: those are delivered
     first, or it is kept behind them. So the job ends in the executor's last word, not in a
@@ -61,7 +64,7 @@ def report(args: argparse.Namespace, uuid: str, body: dict[str, Any]) -> int:
     spool = Spool(Path(args.spool)) if args.spool else None
     with connect(args) as client:
         if spool is None or not spool.pending(uuid):
-            return _send(client, spool, uuid, body)
+            return _send(client, spool, uuid, body, out)
         with _spool_errors(spool):
             try:
                 with spool.locked(wait=args.retry_for):
@@ -69,12 +72,12 @@ def report(args: argparse.Namespace, uuid: str, body: dict[str, Any]) -> int:
                     _tell(spool, done, sys.stderr)
                     if done.stopped is not None:
                         return _keep(spool, uuid, body, *done.stopped)
-                    return _send(client, spool, uuid, body)
+                    return _send(client, spool, uuid, body, out)
             except SpoolBusy as exc:
                 return _keep(spool, uuid, body, Stop.LATER, f"{exc} (waited {args.retry_for:g} s)")
 
 
-def _send(client: Client, spool: Spool | None, uuid: str, body: dict[str, Any]) -> int:
+def _send(client: Client, spool: Spool | None, uuid: str, body: dict[str, Any], out: TextIO) -> int:
     from execdb.client import ApiError, Unreachable
     from execdb.client.spool import Stop, disposition
 
@@ -92,7 +95,7 @@ def _send(client: Client, spool: Spool | None, uuid: str, body: dict[str, Any]) 
         return _keep(spool, uuid, body, kept, str(error))
     for warning in job.get("warnings", []):
         print(f"execdb: warning: {warning}", file=sys.stderr)
-    print(f"{job['uuid']} {job['state']}")
+    print(f"{job['uuid']} {job['state']}", file=out)
     return 0
 
 

@@ -71,7 +71,15 @@ def read_tail(path: Path, max_bytes: int) -> str:
         data = _pread(fd, size - start, start)
     finally:
         os.close(fd)
-    if start > 0 or len(data) > max_bytes:
+    return tail_text(data, max_bytes)
+
+
+def tail_text(data: bytes, max_bytes: int) -> str:
+    """The last `max_bytes` of `data` as text. When that cuts `data`, it starts on a line
+    boundary: a partial first line is dropped, unless it is the only line. (To see whether
+    the cut falls on a boundary, pass one byte more than `max_bytes` of a longer stream.)
+    Bytes that are not UTF-8 become U+FFFD."""
+    if len(data) > max_bytes:
         cut = len(data) - max_bytes
         newline = data.find(b"\n", cut - 1)
         data = data[newline + 1 :] if 0 <= newline < len(data) - 1 else data[cut:]
