@@ -69,9 +69,10 @@ class Buildbot:
         ):
             subprocess.run(argv, env=self.env, capture_output=True, timeout=60, check=False)
 
-    def force(self, properties: dict[str, str]) -> int:
-        """Start a build through the force scheduler; its build request id."""
-        builder = httpx.get(f"{self.url}/api/v2/builders").json()["builders"][0]["builderid"]
+    def force(self, properties: dict[str, str], builder_name: str = "runtask") -> int:
+        """Start a build on the builder through the force scheduler; its build request id."""
+        builders = httpx.get(f"{self.url}/api/v2/builders").json()["builders"]
+        builder = next(b["builderid"] for b in builders if b["name"] == builder_name)
         answer = httpx.post(
             f"{self.url}/api/v2/forceschedulers/force",
             json={
@@ -115,7 +116,12 @@ def buildbot(server: LiveServer, tmp_path: Path) -> Iterator[Buildbot]:
         bb.stop()
 
 
-def test_every_outcome_of_a_run_reaches_execdb(server: LiveServer, buildbot: Buildbot) -> None:
+@pytest.mark.parametrize("builder", ["runtask", "runtask-onestep"])
+def test_every_outcome_of_a_run_reaches_execdb(
+    server: LiveServer, buildbot: Buildbot, builder: str
+) -> None:
+    """The three steps (start, runtask, finish) and the one step of `execdb job run` end
+    every kind of run the same way."""
     with Client(server.url, server.tokens["create"]) as trigger:
         jobs = {
             kind: trigger.create_job(
@@ -131,7 +137,8 @@ def test_every_outcome_of_a_run_reaches_execdb(server: LiveServer, buildbot: Bui
                 "item_type": j["item_type"],
                 "arch": j["arch"],
                 "uuid": j["uuid"],
-            }
+            },
+            builder,
         )
         for kind, j in jobs.items()
     }
@@ -164,4 +171,4 @@ def test_every_outcome_of_a_run_reaches_execdb(server: LiveServer, buildbot: Bui
     for kind, events in history.items():
         assert [e["to_state"] for e in events][:2] == ["SCHEDULED", "RUNNING"], kind
         assert {e["actor"] for e in events[1:]} == {"test-report"}, kind
-        assert got[kind]["executor"]["builder"] == "runtask"
+        assert got[kind]["executor"]["builder"] == builder

@@ -76,6 +76,9 @@ def job_run(args: argparse.Namespace) -> int:
     started = report(args, args.uuid, start, out=sys.stderr)
     if started:
         return started  # the token was refused: the end could not be reported either
+    if args.status_file:
+        # A status file left by an earlier run in the same directory is not this run's word.
+        Path(args.status_file).unlink(missing_ok=True)
     tail = Tail(LOG_MAX_BYTES)
     with connect(args) as beats:
         beats.retry_for = min(args.retry_for, args.heartbeat)
@@ -134,8 +137,8 @@ def register(
     p.add_argument(
         "--status-file",
         metavar="PATH",
-        help="the runner's status file (docs/status-file.md); without it, exit code 0 is "
-        "FINISHED and any other CRASHED",
+        help="the runner's status file (docs/status-file.md), removed before the command "
+        "starts; without it, exit code 0 is FINISHED and any other CRASHED",
     )
     p.add_argument(
         "--heartbeat",
