@@ -49,7 +49,7 @@ def test_a_run_passes_its_output_through_and_ends_from_its_status_file(
         "import sys, pathlib\n"
         "sys.stdout.buffer.write(b'out \\xff\\x00 bytes\\n'); sys.stdout.flush()\n"
         "sys.stderr.buffer.write(b'err line\\n')\n"
-        "pathlib.Path(sys.argv[1]).write_text('{\"version\": 1, \"status\": \"OK\"}')\n"
+        'pathlib.Path(sys.argv[1]).write_text(\'{"version": 1, "status": "OK"}\')\n'
     )
     done = job_run(
         server,
@@ -131,7 +131,7 @@ def test_a_run_stopped_by_a_signal_forwards_it_and_reports_the_crash(
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     stopped.send_signal(signal.SIGTERM)
-    out, err = stopped.communicate(timeout=30)
+    _, err = stopped.communicate(timeout=30)
     assert stopped.returncode == 128 + signal.SIGTERM, err
     job = show(server.url, server.tokens["both"], uuid)
     assert job["state"] == "CRASHED"
@@ -240,3 +240,15 @@ def test_no_command_is_a_usage_error(server: LiveServer) -> None:
     assert json.loads(run(server.url, server.tokens["both"], "job", "show", uuid).stdout)[
         "state"
     ] == ("SCHEDULED")
+
+
+def test_a_status_file_left_by_an_earlier_run_is_not_believed(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    uuid = new_job(server.url, server.tokens["both"])
+    status = tmp_path / "status.json"
+    status.write_text('{"version": 1, "status": "OK"}')
+    done = job_run(server, uuid, "--status-file", str(status), command=["false"])
+    assert done.returncode == 1
+    job = show(server.url, server.tokens["both"], uuid)
+    assert (job["state"], job["reported_cause"]) == ("CRASHED", "status_file.missing")

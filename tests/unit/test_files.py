@@ -76,3 +76,20 @@ def test_read_tail_reads_only_regular_files(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(NotRegularFile, match="a FIFO"):
         read_tail(fifo, 100)
+
+
+def test_a_tail_keeps_the_last_bytes_from_a_line_boundary_in_bounded_memory() -> None:
+    from execdb.client.run import Tail
+
+    tail = Tail(100)
+    for n in range(10_000):
+        tail.add(f"line {n}\n".encode())
+        assert len(tail._data) <= 2 * 100 + 1 + len(f"line {n}\n")
+    text = tail.text()
+    assert text.endswith("line 9999\n")
+    assert text.startswith("line ")
+    assert len(text.encode()) <= 100
+    assert Tail(100).text() == ""
+    short = Tail(100)
+    short.add(b"only \xff line")
+    assert short.text() == "only \ufffd line"
