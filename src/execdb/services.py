@@ -12,6 +12,7 @@ from execdb.classify import Engine, load_rules
 from execdb.config import Settings
 from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
+from execdb.jobs.reclassify import Reclassifier
 from execdb.jobs.service import JobService
 from execdb.prepared import Prepared
 from execdb.stats.service import StatsService
@@ -27,6 +28,7 @@ class Services:
     outbox: Outbox
     stats: StatsService
     classifier: Engine
+    reclassifier: Reclassifier
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -35,6 +37,13 @@ class Services:
         # database, so that bad rules stop start-up before anything is made.
         classifier = Engine(load_rules(catalogue, settings.rules_file))
         db = db or database(settings)
+        reactions = Reactions(
+            catalogue,
+            retry=settings.retry,
+            notify=settings.notify,
+            dispatch=settings.dispatch,
+            base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
+        )
         return cls(
             settings=settings,
             db=db,
@@ -51,19 +60,14 @@ class Services:
                     log_max_bytes=settings.log_max_bytes,
                     finished_log_sample=settings.finished_log_sample,
                 ),
-                reactions=Reactions(
-                    catalogue,
-                    retry=settings.retry,
-                    notify=settings.notify,
-                    dispatch=settings.dispatch,
-                    base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
-                ),
+                reactions=reactions,
                 classifier=classifier,
             ),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
             classifier=classifier,
+            reclassifier=Reclassifier(db, catalogue, classifier, reactions=reactions),
         )
 
 

@@ -135,6 +135,7 @@ def on_backend(backend: str, databases: Databases, execdb: Execdb, tmp_path: Pat
         (("token",), ["create", "list", "revoke"]),
         (("token", "create"), ["--scope", "create", "report", "admin", "--quiet"]),
         (("token", "list"), ["--all"]),
+        (("reclassify",), ["--since", "--until", "--dry-run", "--json", "--limit", "--after"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
 )

@@ -270,6 +270,8 @@ def test_causes_are_listed(server: LiveServer) -> None:
     assert causes["koji.timeout"]["family"] == "koji"
     for code in ("watchdog.timeout", "status_file.missing", "dnf.package_not_found"):
         assert causes[code]["description"]
+    symptoms = {code for code, cause in causes.items() if cause["symptom"]}
+    assert symptoms == {"status_file.missing", "status_file.invalid", "executor.timeout"}
 
 
 def test_json_that_only_the_standard_library_parses_is_taken(server: LiveServer) -> None:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from execdb.jobs.states import ALLOWED, decide
+from execdb.jobs.states import ALLOWED, decide, reclassifiable
 from execdb.vocabulary import TERMINAL, Outcome, State
 
 S, R, F, C, X = (State.SCHEDULED, State.RUNNING, State.FINISHED, State.CRASHED, State.CANCELLED)
@@ -58,3 +58,20 @@ def test_the_executor_may_replace_a_verdict_of_execdb(current: State, requested:
 def test_a_late_running_report_does_not_reopen_a_verdict() -> None:
     outcome = decide(C, R, same_content=False, current_set_by_system=True, by_system=False)
     assert outcome is Outcome.REFUSED
+
+
+@pytest.mark.parametrize(
+    ("state", "classified_by", "expected"),
+    [
+        (C, None, True),
+        (C, "rules", True),
+        (C, "reporter", False),
+        (C, "person", False),  # any answer not allowed by name is safe from reclassification
+        (F, None, False),
+        (X, "rules", False),
+    ],
+)
+def test_only_crashes_the_rules_or_nobody_answered_are_reclassified(
+    state: State, classified_by: str | None, expected: bool
+) -> None:
+    assert reclassifiable({"state": state, "classified_by": classified_by}) is expected

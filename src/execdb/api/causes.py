@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from execdb.api.auth import ReadAccess
 from execdb.api.deps import ServicesDep
@@ -17,6 +17,10 @@ class CausePublic(BaseModel):
     family: str
     blame: Blame
     retryable: bool
+    symptom: bool = Field(
+        description="The cause says how a run ended, not why (status_file.missing ...): a "
+        "crash reported with it is classified from its log, and no rule gives it."
+    )
     description: str
 
 
@@ -34,6 +38,7 @@ async def list_causes(services: ServicesDep) -> CauseList:
                 family=c.family,
                 blame=c.blame,
                 retryable=c.retryable,
+                symptom=c.symptom,
                 description=c.description,
             )
             for c in services.catalogue.values()

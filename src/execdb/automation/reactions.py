@@ -80,6 +80,13 @@ class Reactions:
                 now=now,
             )
 
+    def retry_withdrawn(self, job: JobRow, now: datetime) -> str | None:
+        """Why a pending retry no longer holds once the job's blame or cause changed (None: it
+        stands). The policy is asked as if the job had just crashed like this; the retry's
+        time is not moved, and a job not waiting for a retry is never given one afterwards."""
+        retry = decide_retry({**job, "retry_at": None}, self.retry, self.catalogue, now)
+        return retry.reason if retry.retry_at is None else None
+
     def rescheduled(self, conn: Connection, job: JobRow, now: datetime) -> DispatchState | None:
         """Queue the dispatch of a new attempt; its dispatch_state (None: not dispatched)."""
         kind = self.dispatch.kind

@@ -1,17 +1,22 @@
-"""Admin commands: serve, db upgrade/current, token create/list/revoke."""
+"""Admin commands: serve, worker, deliveries, db upgrade/current, token create/list/revoke,
+reclassify."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from execdb.cli.errors import CommandError
+from execdb.cli.errors import EXIT_USAGE, CommandError
 
 if TYPE_CHECKING:
     from execdb.config import Settings
+    from execdb.jobs.reclassify import Change, Summary
     from execdb.services import Services
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -231,10 +236,129 @@ def token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_change(change: Change, *, as_json: bool) -> None:
+    if as_json:
+        line = {
+            "uuid": str(change.uuid),
+            "old": change.old.as_dict(),
+            "new": change.new.as_dict(),
+            "rules_version": change.rules_version,
+            "retry_withdrawn": change.retry_withdrawn,
+        }
+        print(json.dumps(line, ensure_ascii=False))
+    else:
+        print(change.describe())
+    sys.stdout.flush()
+
+
+def _show_summary(summary: Summary, *, as_json: bool) -> None:
+    if as_json:
+        counts = ("examined", "changed", "unchanged", "skipped")
+        line: dict[str, Any] = {"dry_run": summary.dry_run, "rules_version": summary.rules_version}
+        line |= {name: getattr(summary, name) for name in counts}
+        print(json.dumps(line | {"next": str(summary.next) if summary.next else None}))
+        return
+    changed = "would change" if summary.dry_run else "changed"
+    print(
+        f"rules {summary.rules_version}: {summary.examined} crashes examined, "
+        f"{summary.changed} {changed}, {summary.unchanged} unchanged, "
+        f"{summary.skipped} skipped (changed meanwhile)"
+        + ("; dry run, nothing written" if summary.dry_run else "")
+    )
+    if summary.next is not None:
+        print(f"stopped at the limit; go on with --after {summary.next}")
+
+
+def reclassify(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from execdb.db import utcnow
+    from execdb.errors import ExecDBError
+    from execdb.jobs.reclassify import Scope
+    from execdb.vocabulary import Actor
+
+    if args.since is not None and args.until is not None and args.until < args.since:
+        raise CommandError("--until is before --since", EXIT_USAGE)
+    services = _ready_services(settings_of(args))
+    scope = Scope(args.since, args.until, args.limit, args.after)
+    run = services.reclassifier.run(
+        scope,
+        Actor("reclassify"),
+        dry_run=args.dry_run,
+        clock=utcnow,
+        each=lambda change: _show_change(change, as_json=args.json),
+    )
+    try:
+        summary = asyncio.run(run)
+    except ExecDBError as exc:
+        raise CommandError(exc.message) from None
+    finally:
+        services.db.close()
+    _show_summary(summary, as_json=args.json)
+    return 0
+
+
+def _when(end: bool) -> Callable[[str], datetime]:
+    def parse(text: str) -> datetime:
+        from execdb.jobs.search import parse_time
+
+        try:
+            return parse_time(text, end=end)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
+def _register_reclassify(commands: Commands) -> None:
+    p = commands.add_parser(
+        "reclassify",
+        help="run the current rules again over stored crashes",
+        description="Run the current classification rules (the shipped ones and the "
+        "rules_file setting's) again over stored crashes with a kept log whose blame and "
+        "cause came from the rules or from nobody; a reporter's cause is never changed. "
+        "Prints each change (crashes the rules answer the same are only counted), then a "
+        "summary. Each change is written with an event in the job's history; no "
+        "notification is sent again, and a pending retry the retry policy would no longer "
+        "make is withdrawn.",
+    )
+    p.add_argument(
+        "--since",
+        type=_when(end=False),
+        metavar="WHEN",
+        help="only crashes created at or after WHEN (ISO 8601; UTC unless a zone is given)",
+    )
+    p.add_argument(
+        "--until",
+        type=_when(end=True),
+        metavar="WHEN",
+        help="only crashes created at or before WHEN (a bare date: that whole day)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the changes, write nothing")
+    p.add_argument("--json", action="store_true", help="one JSON object per change and line")
+    p.add_argument(
+        "--limit", type=_positive, metavar="N", help="examine at most N crashes, oldest first"
+    )
+    p.add_argument(
+        "--after",
+        type=uuid.UUID,
+        metavar="UUID",
+        help="go on after this job (what a run stopped by --limit says)",
+    )
+    p.set_defaults(run=reclassify)
+
+
 def register(commands: Commands) -> None:
     _register_processes(commands)
     _register_database(commands)
     _register_tokens(commands)
+    _register_reclassify(commands)
 
 
 def _register_processes(commands: Commands) -> None:

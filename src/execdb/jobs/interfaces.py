@@ -27,6 +27,11 @@ class Reactions(Protocol):
         """A new attempt was made: queue its dispatch; its dispatch state (None: none)."""
         ...
 
+    def retry_withdrawn(self, job: JobRow, now: datetime) -> str | None:
+        """A crashed job waiting for its retry was given a new blame or cause (the job as it
+        now is): why the retry policy would no longer retry it (None: the retry stands)."""
+        ...
+
 
 class Line(Protocol):
     """One line of a log that a verdict rests on; `line` counts from 1."""
@@ -55,5 +60,10 @@ class Verdict(Protocol):
 class Classifier(Protocol):
     """Recognises known failures in a crashed run's log (implemented by
     execdb.classify.Engine, built once per process)."""
+
+    @property
+    def version(self) -> str:
+        """The version of the rules: equal versions give equal verdicts."""
+        ...
 
     def classify(self, log: str) -> Verdict: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Self, cast
 from uuid import UUID
@@ -13,12 +13,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     model_validator,
 )
 from typing_extensions import TypedDict
 
 from execdb.causes.catalogue import CODE_MAX_LENGTH, is_valid_code
+from execdb.jobs.search import parse_time
 from execdb.jobs.states import misplaced_fields
 from execdb.jobs.text import is_unicode, storable_json, storable_text
 from execdb.vocabulary import Blame, Outcome, State
@@ -263,3 +265,77 @@ class EventList(BaseModel):
     data: list[EventPublic]
     prev: str | None
     next: str | None
+
+
+def _moment(end: bool) -> Callable[[object], object]:
+    def parse(value: object) -> object:
+        if value is None or isinstance(value, datetime):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("an ISO 8601 date or time, as a string")
+        return parse_time(value, end=end)
+
+    return parse
+
+
+class ReclassifyOptions(BaseModel):
+    """The body of POST /api/v1/admin/reclassify."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: Annotated[datetime | None, BeforeValidator(_moment(end=False))] = Field(
+        default=None,
+        description="Only crashes created at or after this time (ISO 8601, UTC unless a zone "
+        "is given; a bare date is the start of that day).",
+    )
+    until: Annotated[datetime | None, BeforeValidator(_moment(end=True))] = Field(
+        default=None,
+        description="Only crashes created at or before this time (a bare date: that whole day).",
+    )
+    dry_run: StrictBool = Field(default=False, description="List the changes, write nothing.")
+    limit: int = Field(
+        default=1000, ge=1, le=1000, description="At most this many eligible crashes examined."
+    )
+    after: UUID | None = Field(
+        default=None, description="Go on after this job: the `next` of an earlier answer."
+    )
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError("until: before since")
+        return self
+
+
+class AnswerPublic(BaseModel):
+    blame: Blame | None
+    cause: str | None
+    rule_id: str | None = Field(description="The rule that gave the answer (null: none).")
+    classified_by: str | None = Field(description="rules, or null (nobody).")
+
+
+class Reclassified(BaseModel):
+    uuid: UUID
+    href: str
+    old: AnswerPublic
+    new: AnswerPublic
+    retry_withdrawn: str | None = Field(
+        description="Why the job's pending retry was withdrawn (in a dry run: would be), by the "
+        "retry policy; null: no retry was withdrawn."
+    )
+
+
+class ReclassifyResult(BaseModel):
+    dry_run: bool
+    rules_version: str = Field(description="The version of the rules that were run.")
+    examined: int = Field(description="Eligible crashes looked at.")
+    changed: int = Field(description="Of them, given a new blame, cause or rule (listed).")
+    unchanged: int = Field(description="Of them, answered the same by the current rules.")
+    skipped: int = Field(
+        description="Of them, changed meanwhile (reported, or no longer eligible) and left alone."
+    )
+    data: list[Reclassified]
+    next: UUID | None = Field(
+        description="The last job examined when `limit` stopped the run: send it as `after` to "
+        "go on. Null when every eligible crash was examined."
+    )

@@ -74,7 +74,7 @@ CommaList = Annotated[list[str] | None, BeforeValidator(_split)]
 PatternList = Annotated[list[str] | None, BeforeValidator(_split_patterns)]
 
 
-def _parse_time(text: str, *, end: bool) -> datetime:
+def parse_time(text: str, *, end: bool) -> datetime:
     try:
         if len(text) == 10:  # a bare date means the whole day
             day = date.fromisoformat(text)
@@ -140,8 +140,8 @@ class JobSearch(JobFilters):
 
 def window(since: str) -> tuple[datetime, datetime | None]:
     start, _, end = since.partition(",")
-    begin = _parse_time(start.strip(), end=False)
-    finish = _parse_time(end.strip(), end=True) if end.strip() else None
+    begin = parse_time(start.strip(), end=False)
+    finish = parse_time(end.strip(), end=True) if end.strip() else None
     if finish is not None and finish < begin:
         raise ValueError("the end of the window is before its start")
     return begin, finish

@@ -28,6 +28,7 @@ from execdb.db import Database
 from execdb.errors import JobNotFound, NotFound, TransitionRefused
 from execdb.jobs import states, store
 from execdb.jobs.bounded import BoundedSelect
+from execdb.jobs.classification import classified
 from execdb.jobs.interfaces import Classifier, Reactions
 from execdb.jobs.limits import Limits, check_size, shortened
 from execdb.jobs.models import Job, JobEvent
@@ -155,8 +156,8 @@ class JobService:
     def refine(self, report: JobReport, job_uuid: uuid.UUID | None = None) -> Claim:
         """What ExecDB takes the report to say about how the job ended: its own claim with long
         details shortened, the log's tail if it is kept and, for a crash, the classification
-        (see `_classified`) and a missing blame taken from the catalogue. An executor over its
-        limit is refused (PayloadTooLarge) before anything is written."""
+        (execdb.jobs.classification) and a missing blame taken from the catalogue. An executor
+        over its limit is refused (PayloadTooLarge) before anything is written."""
         check_size("executor", report.executor, self.limits.executor_max_bytes)
         claim = Claim.of(report)
         if claim.details is not None:
@@ -177,7 +178,7 @@ class JobService:
                 claim = claim.noting(
                     f"cause: {claim.cause!r} is not in the cause catalogue; kept as sent"
                 )
-            claim = self._classified(claim)
+            claim = classified(claim, self.catalogue, self.classifier)
             if claim.blame is None:
                 claim = replace(claim, blame=self.catalogue.default_blame(claim.cause))
         return claim
@@ -201,36 +202,6 @@ class JobService:
                 f"{max_bytes} bytes at most"
             )
         return claim
-
-    def _classified(self, claim: Claim) -> Claim:
-        """A crash's claim with its classification. A cause the reporter names stays (the
-        runner knows best), unless it is a symptom (it says how the run ended, not why) or
-        there is none: then the rules' answer, if they have one, gives blame and cause. When
-        they disagree with a reported cause, their answer is kept beside it."""
-        cause = claim.cause
-        specific = cause is not None and not (
-            cause in self.catalogue and self.catalogue[cause].symptom
-        )
-        found: dict[str, object] = {
-            "reported_blame": claim.blame,
-            "reported_cause": cause,
-            "classified_by": "reporter" if specific else None,
-        }
-        if claim.log is None or self.classifier is None:
-            return replace(claim, classification=found)
-        verdict = self.classifier.classify(claim.log)
-        found["rules_version"] = verdict.version
-        if verdict.cause is None:
-            return replace(claim, classification=found)
-        found["rule_id"] = verdict.rule
-        found["evidence"] = [{"line": e.line, "text": e.text} for e in verdict.evidence]
-        if not specific:
-            found["classified_by"] = "rules"
-            return replace(claim, blame=verdict.blame, cause=verdict.cause, classification=found)
-        reported = (cause, claim.blame or self.catalogue.default_blame(cause))
-        if (verdict.cause, verdict.blame) != reported:
-            found.update(rules_blame=verdict.blame, rules_cause=verdict.cause)
-        return replace(claim, classification=found)
 
     def _apply(
         self,

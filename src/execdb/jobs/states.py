@@ -3,7 +3,7 @@
 This module is pure (no I/O, no clock of its own, nothing of ExecDB but the vocabulary), and it
 is the only place that decides: the service locks the job, calls `apply`, and writes what it
 returns; the schemas ask `misplaced_fields`; rescheduling asks `reschedule_refusal`; heartbeats
-ask `takes_heartbeats`.
+ask `takes_heartbeats`; reclassification asks `reclassifiable`.
 
     SCHEDULED -> RUNNING | CRASHED | CANCELLED
     RUNNING   -> FINISHED | CRASHED | CANCELLED
@@ -253,6 +253,18 @@ HEARTBEAT_STATES = frozenset({State.RUNNING})
 def heartbeat_refusal(job: JobRow) -> str:
     """Why a job that is not in a HEARTBEAT_STATES state takes no heartbeat."""
     return f"job {job['uuid']} is {job['state']}; only a RUNNING job sends heartbeats"
+
+
+# Whose answers a reclassification may replace: the rules' and nobody's. A reporter's cause
+# is never touched, and neither is any other answer (a person's, to come): an allowlist, so
+# that a new kind of answer is safe from reclassification until it is added here.
+RECLASSIFIABLE: tuple[str | None, ...] = (None, "rules")
+
+
+def reclassifiable(job: JobRow) -> bool:
+    """Whether the current rules may give this job a new blame and cause: a crash whose
+    answer came from the rules or from nobody (the caller checks that its log is kept)."""
+    return job["state"] == State.CRASHED and job["classified_by"] in RECLASSIFIABLE
 
 
 def new_attempt(job: JobRow) -> dict[str, Any]:
