@@ -3,7 +3,8 @@
 Logs are written by task code, so the engine must stay fast whatever the text. This times
 `Engine.classify` (median and p90 of N runs after a warm-up) on a realistic 256 KiB tail and
 on 1 MiB logs built to hurt: one huge line of near misses, 100 000 short near-miss lines,
-lines the rules veto, bait for the rules that pair two lines, binary junk, and every rule
+lines the rules veto, bait for the rules that pair two lines (a traceback's frames, a
+service's URL far above a failure), binary junk, and every rule
 firing at once. It prints a table and writes JSON; it exits 1 when a budget is missed
 (256 KiB under 10 ms, 1 MiB under 50 ms, both medians).
 
@@ -101,6 +102,12 @@ def repeated(pieces: list[str], size: int, sep: str) -> bytes:
 def cases(engine: Engine, rng: random.Random) -> dict[str, tuple[int, bytes]]:
     examples = [example for rule in engine.rules.rules for example in rule.examples]
     bait = ['  File "/tmp/task.py", line 1, in f', "    x()", "    y()", "    z()", "    w()"]
+    # A service named on one line, a failure that names no host too far below it to pair.
+    far = (
+        ["+ curl -fsSO https://kojipkgs.fedoraproject.org/packages/x/1/1.fc40/x86_64/x.rpm"]
+        + ["  Installing       : python3-x-1.0-1.fc40.noarch"] * 45
+        + ["curl: (28) Operation timed out after 30000 milliseconds with 0 out of 0 bytes"]
+    )
     return {
         "ordinary 256 KiB tail, Koji timeout at the end": (
             TAIL_BYTES,
@@ -110,6 +117,7 @@ def cases(engine: Engine, rng: random.Random) -> dict[str, tuple[int, bytes]]:
         "100 000 short near-miss lines": (MIB, repeated(NEAR_MISSES, MIB, "\n")),
         "1 MiB of lines the rules veto": (MIB, repeated(VETOED, MIB, "\n")),
         "1 MiB of traceback frames, no exception": (MIB, repeated(bait, MIB, "\n")),
+        "1 MiB of service lines, failures too far below": (MIB, repeated(far, MIB, "\n")),
         "1 MiB of random bytes (NULs, invalid UTF-8)": (MIB, rng.randbytes(MIB)),
         "1 MiB where every rule fires": (MIB, repeated(examples, MIB, "\n")),
     }
