@@ -13,6 +13,7 @@ from execdb.config import Settings
 from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
 from execdb.jobs.service import JobService
+from execdb.metrics import DatabaseFigures, Metrics
 from execdb.prepared import Prepared
 from execdb.stats.service import StatsService
 
@@ -27,6 +28,8 @@ class Services:
     outbox: Outbox
     stats: StatsService
     classifier: Engine
+    metrics: Metrics
+    figures: DatabaseFigures
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -64,6 +67,8 @@ class Services:
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
             classifier=classifier,
+            metrics=Metrics(catalogue),
+            figures=DatabaseFigures(db, terminal_cache_seconds=settings.metrics_cache_seconds),
         )
 
 
