@@ -336,3 +336,15 @@ def test_two_server_processes_count_together(
         assert got("execdb_jobs", state="FINISHED") == 3
         assert got("execdb_jobs", state="CRASHED") == 2
     assert len(list(multiproc.glob("counter_*.db"))) == 2
+
+
+def test_serve_refuses_a_multiprocess_dir_that_does_not_exist(
+    databases: Databases, serve: Any, tmp_path: Path
+) -> None:
+    url = databases.url("sqlite")
+    missing = tmp_path / "no-such-dir"
+    server = serve(url, missing, "refused")
+    assert server.process.wait(timeout=60) != 0
+    output = server.log.read_text()
+    assert f"PROMETHEUS_MULTIPROC_DIR={missing} is not a directory" in output
+    assert "Traceback" not in output

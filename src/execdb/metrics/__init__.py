@@ -8,13 +8,20 @@
 """
 
 from execdb.metrics.figures import DatabaseFigures, Figures, exposition, round_finished
-from execdb.metrics.instruments import Metrics, RequestTimer
+from execdb.metrics.instruments import (
+    Metrics,
+    MetricsError,
+    RequestTimer,
+    single_process_warning,
+)
 
 __all__ = [
     "DatabaseFigures",
     "Figures",
     "Metrics",
+    "MetricsError",
     "RequestTimer",
     "exposition",
     "round_finished",
+    "single_process_warning",
 ]

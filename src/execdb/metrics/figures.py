@@ -11,7 +11,6 @@ deliveries are few (delivered ones are not counted) and read from its status ind
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from sqlalchemy.engine import Connection
 from execdb.automation.models import Delivery, Kind, Status
 from execdb.db import Database
 from execdb.jobs.models import Job
-from execdb.metrics.instruments import Metrics
+from execdb.metrics.instruments import Metrics, multiprocess_dir
 from execdb.metrics.models import WorkerRound
 from execdb.vocabulary import TERMINAL, State
 
@@ -157,8 +156,8 @@ def exposition(metrics: Metrics, figures: Figures, version: str) -> bytes:
     """The Prometheus text of one scrape: every process's counters (multiprocess mode) or
     this one's, then the figures."""
     registry = CollectorRegistry()
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
+    directory = multiprocess_dir()
+    if directory is not None:
         MultiProcessCollector(registry, directory)  # type: ignore[no-untyped-call]
     else:
         registry.register(metrics.registry)

@@ -11,6 +11,7 @@ microseconds for it (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,11 +34,36 @@ UNMATCHED = "unmatched"  # a request no route answers (a 404): never its raw pat
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class MetricsError(ValueError):
+    """The metrics cannot be kept as configured; the message says why."""
+
+
+def multiprocess_dir() -> str | None:
+    """prometheus-client's directory for several processes' values, if one is set."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def single_process_warning(processes: int) -> str | None:
+    """What to tell someone starting several server processes without a shared directory."""
+    if processes > 1 and multiprocess_dir() is None:
+        return (
+            f"{processes} server processes without PROMETHEUS_MULTIPROC_DIR: each scrape of "
+            "/metrics shows only the counters of the process that answers it (docs/deployment.md)"
+        )
+    return None
+
+
 class Metrics:
     """The counters and histograms of one application (or worker), on a registry of its own
     so that several applications in one process (the tests) keep their figures apart."""
 
     def __init__(self, catalogue: Catalogue) -> None:
+        directory = multiprocess_dir()
+        if directory is not None and not os.path.isdir(directory):
+            raise MetricsError(
+                f"PROMETHEUS_MULTIPROC_DIR={directory} is not a directory: make it (empty) "
+                "before the server processes start"
+            )
         self.registry = CollectorRegistry(auto_describe=True)
         self.families = frozenset(cause.family for cause in catalogue.values())
         self._catalogue = catalogue
