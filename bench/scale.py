@@ -19,7 +19,7 @@ The table gives the median and the 90th percentile of each measurement's repeats
 
     .venv/bin/python bench/scale.py [--jobs 1000000] [--backends sqlite,postgres]
         [--repeat 30] [--data-dir ~/.cache/execdb-bench] [--json bench/results/scale.json]
-        [--only search,job,stats,dashboard,metrics,"metrics-count"]
+        [--only search,job,stats,dashboard,metrics,metrics-count]
 
 The seed is rebuilt when its parameters or its schema revision change, or when it is more
 than a week old (the default statistics window follows the clock). Every process started here
