@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,6 +64,9 @@ class Metrics:
                 f"PROMETHEUS_MULTIPROC_DIR={directory} is not a directory: make it (empty) "
                 "before the server processes start"
             )
+        # A `_created` series per counter is what multiprocess mode leaves out anyway: the
+        # same series whether there are one or several processes.
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         self.families = frozenset(cause.family for cause in catalogue.values())
         self._catalogue = catalogue
