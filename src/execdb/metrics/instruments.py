@@ -66,7 +66,7 @@ class Metrics:
             )
         # A `_created` series per counter is what multiprocess mode leaves out anyway: the
         # same series whether there are one or several processes.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.families = frozenset(cause.family for cause in catalogue.values())
         self._catalogue = catalogue
