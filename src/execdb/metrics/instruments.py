@@ -100,15 +100,19 @@ class Metrics:
         self._zero()
 
     def _zero(self) -> None:
-        # Every series exists from the start, so that rate() sees the first increment.
-        for state in State:
-            for outcome in Outcome:
-                self.reports.labels(state.value, outcome.value)
-        for blame in Blame:
-            for family in (*sorted(self.families), OTHER, NO_CAUSE):
-                self.crashes.labels(blame.value, family)
-        for source in SOURCES:
-            self.classifications.labels(source)
+        # Every series exists from the start, so that rate() sees the first increment; the
+        # children are kept, since labels() (a lock and a tuple) cost more than inc() itself.
+        self._reports = {
+            (str(state), str(outcome)): self.reports.labels(state.value, outcome.value)
+            for state in State
+            for outcome in Outcome
+        }
+        self._crashes = {
+            (str(blame), family): self.crashes.labels(blame.value, family)
+            for blame in Blame
+            for family in (*sorted(self.families), OTHER, NO_CAUSE)
+        }
+        self._sources = {source: self.classifications.labels(source) for source in SOURCES}
 
     def family(self, cause: str | None) -> str:
         if cause is None:
@@ -118,7 +122,7 @@ class Metrics:
 
     def reported(self, state: str, outcome: Outcome, job: Mapping[str, Any] | None) -> None:
         """Count one report once it is committed; `job` is the job as it then is."""
-        self.reports.labels(state, outcome.value).inc()
+        self._reports[str(state), str(outcome)].inc()
         if (
             job is not None
             and outcome in (Outcome.ACCEPTED, Outcome.REPLACED)
@@ -128,11 +132,11 @@ class Metrics:
 
     def crashed(self, job: Mapping[str, Any]) -> None:
         blame = job["blame"] or Blame.UNKNOWN
-        self.crashes.labels(str(blame), self.family(job["cause"])).inc()
+        self._crashes[str(blame), self.family(job["cause"])].inc()
         self.classified(job["classified_by"] or "none")
 
     def classified(self, source: str) -> None:
-        self.classifications.labels(source if source in SOURCES else "none").inc()
+        self._sources.get(source, self._sources["none"]).inc()
 
 
 class RequestTimer:
