@@ -16,11 +16,13 @@ from execdb.api import admin as admin_api
 from execdb.api import jobs as jobs_api
 from execdb.api.causes import router as causes_router
 from execdb.api.health import router as health_router
+from execdb.api.metrics import router as metrics_router
 from execdb.api.stats import router as stats_router
 from execdb.config import Settings, load_settings
 from execdb.errors import DatabaseNotReady
 from execdb.headers import ResponseHeaders
 from execdb.http import BodyLimitMiddleware, own_body_components, register_handlers
+from execdb.metrics import RequestTimer
 from execdb.services import Services
 from execdb.web import apidocs
 from execdb.web import views as web
@@ -31,6 +33,8 @@ ExecDB keeps the execution state of every test job: triggers create jobs, execut
 their state, and a crash says who is to blame and why. Writes need
 `Authorization: Bearer <token>`; see the README for a walk-through with curl.
 """
+
+ROUTERS = (health_router, causes_router, stats_router, metrics_router, web.router, apidocs.router)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -84,11 +88,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.build_middleware_stack = lambda: ResponseHeaders(build_stack())  # type: ignore[method-assign]
     register_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost of the added middleware: it times what the body limit refuses too.
+    app.add_middleware(RequestTimer, metrics=services.metrics)
     # The job routes first, since routes are matched in order and these take nearly all the
     # traffic.
     jobs_api.own_body.add_to(app)
     admin_api.own_body.add_to(app)
-    for router in (health_router, causes_router, stats_router, web.router, apidocs.router):
+    for router in ROUTERS:
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
     return app

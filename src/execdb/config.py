@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         description="A TOML file of log-classification rules merged over the shipped ones.",
     )
     require_token_for_reads: bool = False
+    metrics_require_token: bool | None = Field(
+        default=None,
+        description="Whether GET /metrics needs a token (any scope). Default: as other "
+        "reads (require_token_for_reads).",
+    )
+    metrics_cache_seconds: Annotated[float, Field(ge=0, le=600)] = Field(
+        default=30.0,
+        description="How long a process keeps its count of FINISHED, CRASHED and CANCELLED "
+        "jobs for /metrics (a count over nearly every job); SCHEDULED and RUNNING are counted "
+        "on every scrape.",
+    )
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
         default=10.0,
         description="How long a process trusts a token it has recognised; a token revoked "

@@ -14,6 +14,7 @@ from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
 from execdb.jobs.reclassify import Reclassifier
 from execdb.jobs.service import JobService
+from execdb.metrics import DatabaseFigures, Metrics
 from execdb.prepared import Prepared
 from execdb.stats.service import StatsService
 
@@ -29,6 +30,8 @@ class Services:
     stats: StatsService
     classifier: Engine
     reclassifier: Reclassifier
+    metrics: Metrics
+    figures: DatabaseFigures
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -68,6 +71,8 @@ class Services:
             stats=StatsService(db, catalogue),
             classifier=classifier,
             reclassifier=Reclassifier(db, catalogue, classifier, reactions=reactions),
+            metrics=Metrics(catalogue),
+            figures=DatabaseFigures(db, terminal_cache_seconds=settings.metrics_cache_seconds),
         )
 
 

@@ -28,8 +28,9 @@ from execdb.automation.senders import Sender
 from execdb.automation.settings import WatchdogSettings
 from execdb.db import utcnow
 from execdb.jobs.schemas import JobReport
+from execdb.metrics import round_finished
 from execdb.services import Services
-from execdb.vocabulary import SYSTEM
+from execdb.vocabulary import SYSTEM, Outcome
 
 log = logging.getLogger("execdb.worker")
 
@@ -87,6 +88,8 @@ class Worker:
         done.retried = await self.retry_due(now)
         done.crashed = await self.watch(now)
         done.delivered, done.failed = await self.deliver(now)
+        # Only a round that did not fail is a sign of life (execdb_worker_last_round_...).
+        await self.services.db.run(round_finished, self.services.db, self.name, self.clock())
         return done
 
     async def retry_due(self, now: datetime) -> int:
@@ -120,6 +123,7 @@ class Worker:
             )
             if done is not None:
                 count += 1
+                self.services.metrics.reported(report.state, Outcome.ACCEPTED, done)
                 log.warning("watchdog crashed job %s: %s", job["uuid"], report.details)
         return count
 

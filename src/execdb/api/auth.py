@@ -60,6 +60,11 @@ class Require(HTTPBearer):
         return await authorize(request, self.scope)
 
 
+async def require_token(request: Request) -> None:
+    """A 401 unless the request carries a valid token (of any scope)."""
+    await _token(request)
+
+
 async def _read_access(request: Request) -> None:
     if get_services(request).settings.require_token_for_reads:
         await _token(request)

@@ -14,6 +14,7 @@ from execdb.api.auth import NEEDS_TOKEN, CreateActor, ReadAccess, ReportActor, a
 from execdb.api.deps import ServicesDep, base_url, get_services
 from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
+from execdb.errors import TransitionRefused
 from execdb.http import OwnBodyRoutes, json_answer, json_body
 from execdb.jobs.schemas import (
     EventList,
@@ -26,6 +27,7 @@ from execdb.jobs.schemas import (
 )
 from execdb.jobs.search import JobSearch
 from execdb.paging import Cursor
+from execdb.vocabulary import Outcome
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 # The two routes that take nearly all the traffic read their own bodies (see below).
@@ -127,7 +129,12 @@ async def report(job_uuid: JobUuidText, request: Request) -> Response:
     parsed = _job_uuid(job_uuid)
     body = await json_body(request, JobReport)
     services = get_services(request)
-    done = await services.db.run_write(services.jobs.report, parsed, body, actor, utcnow())
+    try:
+        done = await services.db.run_write(services.jobs.report, parsed, body, actor, utcnow())
+    except TransitionRefused:
+        services.metrics.reported(body.state, Outcome.REFUSED, None)
+        raise
+    services.metrics.reported(body.state, done.outcome, done.job)
     return json_answer(JobReported.from_row(done.job, base_url(request), warnings=done.warnings))
 
 

@@ -41,11 +41,12 @@ def settings_of(args: argparse.Namespace, **overrides: Any) -> Settings:
 def _services(settings: Settings) -> Services:
     from execdb.causes.catalogue import CatalogueError
     from execdb.classify import RulesError
+    from execdb.metrics import MetricsError
     from execdb.services import Services
 
     try:
         return Services.build(settings)
-    except (CatalogueError, RulesError) as exc:
+    except (CatalogueError, RulesError, MetricsError) as exc:
         raise CommandError(str(exc)) from None
 
 
@@ -96,6 +97,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from execdb.app import create_app
+    from execdb.metrics import single_process_warning
 
     overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k)) is not None}
     if args.no_worker:
@@ -107,6 +109,8 @@ def serve(args: argparse.Namespace) -> int:
         f"ExecDB on http://{settings.host}:{settings.port}  database: {_describe(settings)}",
         file=sys.stderr,
     )
+    if (warning := single_process_warning(settings.workers)) is not None:
+        print(f"execdb: warning: {warning}", file=sys.stderr)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
