@@ -268,6 +268,30 @@ def test_token_create_list_revoke(backend: str, on_backend: Execdb, tmp_path: Pa
             assert shown not in result.stdout + result.stderr, "a secret is shown only once"
 
 
+def test_token_commands_say_which_database_they_used(
+    backend: str, on_backend: Execdb, tmp_path: Path
+) -> None:
+    """A token made in another data directory than the server's is refused later: the
+    command names its database, so that the mistake shows at once."""
+    if backend == "postgres":
+        migrate(on_backend.env["EXECDB_DATABASE_URL"])
+        expected = make_url(on_backend.env["EXECDB_DATABASE_URL"]).render_as_string()
+    else:
+        expected = f"sqlite:///{tmp_path / 'data' / 'execdb.sqlite'}"
+    created = on_backend("token", "create", "-q", "ci", "--scope", "report")
+    assert created.returncode == 0, created
+    assert created.stderr.splitlines() == [f"execdb: database: {expected}"]
+    assert DB_PASSWORD not in created.stderr
+    for args in (("token", "list"), ("token", "revoke", "ci"), ("deliveries", "retry")):
+        done = on_backend(*args)
+        assert done.returncode == 0, done
+        assert done.stderr.splitlines() == [f"execdb: database: {expected}"], args
+    elsewhere = on_backend.using(EXECDB_DATA_DIR=tmp_path / "other")
+    if backend == "sqlite":
+        unknown = failed_cleanly(elsewhere("token", "revoke", "ci"))
+        assert str(tmp_path / "other" / "execdb.sqlite") in unknown
+
+
 def test_token_errors(execdb: Execdb, tmp_path: Path) -> None:
     embedded = execdb.using(EXECDB_DATA_DIR=tmp_path / "data")
     bad_name = failed_cleanly(embedded("token", "create", "bad name", "--scope", "report"))
