@@ -7,6 +7,7 @@ temporary directory, so nothing reads or writes the real home. Servers started h
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -684,3 +685,26 @@ def test_serve_does_the_background_work_itself_on_the_embedded_database(
     assert (crashed["state"], crashed["cause"]) == ("CRASHED", "watchdog.not_started")
     assert "watchdog crashed job" in served.output()
     assert_stopped_cleanly(served, signal.SIGTERM)
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def test_every_option_and_argument_has_help() -> None:
+    """`execdb COMMAND --help` explains each of its options (hidden aliases aside)."""
+    from execdb.cli.main import build_parser
+
+    missing = [
+        f"execdb {' '.join(path)}: {action.option_strings or action.dest}"
+        for path, parser in _commands(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and action.help is None
+    ]
+    assert not missing, missing

@@ -324,5 +324,5 @@ def _register_tokens(commands: Commands) -> None:
     p.add_argument("--all", action="store_true", help="include revoked tokens")
     p.set_defaults(run=token_list)
     p = tokens.add_parser("revoke", help="revoke a token by name")
-    p.add_argument("name")
+    p.add_argument("name", help="the token's name, as `token list` shows it")
     p.set_defaults(run=token_revoke)
