@@ -261,13 +261,17 @@ async def heartbeat(
     return JobPublic.from_row(job, base_url(request))
 
 
+class DeliveryList(BaseModel):
+    data: list[DeliveryPublic]
+
+
 @router.get(
     "/jobs/{job_uuid}/deliveries",
-    response_model=list[DeliveryPublic],
+    response_model=DeliveryList,
     dependencies=[ReadAccess],
     responses=_READ_ERRORS,
 )
-async def deliveries(job_uuid: uuid.UUID, services: ServicesDep) -> list[DeliveryPublic]:
+async def deliveries(job_uuid: uuid.UUID, services: ServicesDep) -> DeliveryList:
     """What ExecDB sent or must send about a job: its dispatch and its notifications."""
     rows = await services.db.run(services.outbox.for_job, job_uuid)
-    return [DeliveryPublic.model_validate(row) for row in rows]
+    return DeliveryList(data=[DeliveryPublic.model_validate(row) for row in rows])

@@ -253,6 +253,13 @@ def _register_job_admin(job: Commands, server: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the events as JSON")
     p.set_defaults(run=reads.job_events)
 
+    p = job.add_parser(
+        "deliveries", parents=[server], help="print what ExecDB sent or must send about the job"
+    )
+    p.add_argument("uuid", help=_UUID_HELP)
+    p.add_argument("--json", action="store_true", help="print the deliveries as JSON")
+    p.set_defaults(run=reads.job_deliveries)
+
 
 _FILTERS = {
     "state": "states, e.g. CRASHED,RUNNING",

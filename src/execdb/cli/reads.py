@@ -1,4 +1,4 @@
-"""Reading commands: job show, job events, jobs (the search), causes.
+"""Reading commands: job show, job events, job deliveries, jobs (the search), causes.
 
 `causes` reads the catalogue the way the server does (the shipped one, the settings'
 `causes_file` merged over it), so it needs no server; `--server URL` asks a server instead.
@@ -92,6 +92,22 @@ def job_events(args: argparse.Namespace) -> int:
                 e["message"] or "",
             )
             for e in events
+        ),
+    )
+    return 0
+
+
+def job_deliveries(args: argparse.Namespace) -> int:
+    with remote(args) as client:
+        found = client.deliveries(args.uuid)
+    if args.json:
+        print_json(found)
+        return 0
+    _table(
+        ("KIND", "SINK", "STATUS", "ATTEMPTS", "LAST ERROR"),
+        (
+            (d["kind"], d["sink"], d["status"], str(d["attempts"]), d["last_error"] or "")
+            for d in found
         ),
     )
     return 0
