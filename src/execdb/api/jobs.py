@@ -24,7 +24,7 @@ from execdb.jobs.schemas import (
     JobReport,
     JobReported,
 )
-from execdb.jobs.search import JobSearch
+from execdb.jobs.search import JobSearch, with_period
 from execdb.paging import Cursor
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -190,7 +190,7 @@ async def search_jobs(
     A page ends early, with a `next` link, once its jobs' trigger_data, executor and details
     hold about page_max_bytes.
     """
-    found = await services.db.run(services.jobs.search, search)
+    found = await services.db.run(services.jobs.search, with_period(search, utcnow()))
     root = base_url(request)
     return JobList(
         data=[JobPublic.from_row(row, root) for row in found.rows],
