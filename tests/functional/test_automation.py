@@ -103,7 +103,7 @@ def test_only_an_ended_job_is_rescheduled(make_server: StartServer) -> None:
         assert refused.json()["state"] == "RUNNING"
         refused = client.post(f"/api/v1/jobs/{finished['uuid']}/reschedule")
         assert refused.status_code == 409
-        assert "force" in refused.json()["message"]
+        assert '(send {"force": true} to run a FINISHED job again)' in refused.json()["message"]
         forced = client.post(f"/api/v1/jobs/{finished['uuid']}/reschedule", json={"force": True})
         assert forced.status_code == 201
         assert client.post(f"/api/v1/jobs/{cancelled['uuid']}/reschedule").status_code == 201

@@ -130,7 +130,7 @@ def job_reschedule(args: argparse.Namespace) -> int:
         try:
             job = client.reschedule(args.uuid, force=args.force)
         except ApiError as exc:
-            if exc.status == 409 and not args.force and "is FINISHED" in exc.message:
+            if exc.status == 409 and not args.force and exc.body.get("state") == "FINISHED":
                 raise CommandError(
                     f"refused (409): job {args.uuid} is FINISHED; "
                     f"`execdb job reschedule {args.uuid} --force` runs it again",
