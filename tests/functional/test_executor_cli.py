@@ -266,6 +266,8 @@ def test_heartbeat_and_reschedule_from_the_command_line(server: LiveServer) -> N
     assert (state, attempt) == ("SCHEDULED", "2")
     again = run(server.url, token, "job", "reschedule", uuid)
     assert again.stdout == first.stdout  # the same attempt, not a second one
+    history = run(server.url, token, "job", "events", uuid).stdout.splitlines()
+    assert f"CRASHED -> rescheduled as {new}" in history[-1]
     assert run(server.url, token, "job", "start", new).returncode == 0
     assert (
         run(server.url, token, "job", "finish", new, "--status-file", "/nonexistent").returncode

@@ -70,7 +70,8 @@ def _event_cause(event: dict[str, Any]) -> str:
 def _change(event: dict[str, Any]) -> str:
     again = (event.get("payload") or {}).get("rescheduled_as")
     if again:
-        return f"{event['from_state']} -> next attempt {again}"
+        made = "retry scheduled" if event.get("by_system") else "rescheduled"
+        return f"{event['from_state']} -> {made} as {again}"
     return f"{event['from_state'] or '-'} -> {event['to_state']}"
 
 
