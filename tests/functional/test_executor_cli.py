@@ -509,6 +509,25 @@ def test_job_start_names_the_executor(
 
 
 @pytest.mark.usefixtures("backend")
+def test_causes_on_a_light_install_are_the_shipped_ones(tmp_path: Path) -> None:
+    """An executor with httpx alone cannot read settings: it says so, and lists the rest."""
+    probe = (
+        "import sys\n"
+        "for name in ('pydantic', 'pydantic_settings', 'sqlalchemy', 'fastapi'):\n"
+        "    sys.modules[name] = None\n"
+        "from execdb.cli.main import main\n"
+        "sys.exit(main(['causes', '--json']))\n"
+    )
+    env = environment(unused_url(), "") | {"HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "koji.timeout" in {c["code"] for c in json.loads(done.stdout)}
+    assert "the shipped catalogue only" in done.stderr
+
+
+@pytest.mark.usefixtures("backend")
 def test_a_spooled_report_says_how_long_it_really_tried(tmp_path: Path) -> None:
     began = time.monotonic()
     done = run(

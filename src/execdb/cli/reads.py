@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from execdb.cli.errors import EXIT_USAGE, CommandError
@@ -166,12 +167,27 @@ def jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _causes_file(args: argparse.Namespace) -> Path | None:
+    """The settings' causes_file; on an executor's light install (httpx alone), which cannot
+    read settings, none, with a warning."""
+    try:
+        from execdb.cli.admin import settings_of
+
+        return settings_of(args).causes_file
+    except ModuleNotFoundError as exc:
+        print(
+            f"execdb: warning: the settings cannot be read without {exc.name}: the shipped "
+            "catalogue only (--server URL asks a server for its own)",
+            file=sys.stderr,
+        )
+        return None
+
+
 def _local_causes(args: argparse.Namespace) -> list[dict[str, Any]]:
     from execdb.causes.catalogue import CatalogueError, load_catalogue
-    from execdb.cli.admin import settings_of
 
     try:
-        catalogue = load_catalogue(settings_of(args).causes_file)
+        catalogue = load_catalogue(_causes_file(args))
     except CatalogueError as exc:
         raise CommandError(str(exc)) from None
     return [
