@@ -40,7 +40,7 @@ FLAGS = (
     "--hide-scrollbars",
 )
 LAPTOP = (1280, 900)
-PHONE = (390, 844)
+PHONE = (375, 812)  # the narrowest phones in common use
 
 
 @pytest.fixture(scope="session")

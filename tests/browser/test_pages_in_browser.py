@@ -182,6 +182,53 @@ def test_the_plots_are_drawn(browser: webdriver.Chrome, site: Site) -> None:
     assert painted > 0
 
 
+def test_on_a_phone_the_results_come_before_the_folded_form(
+    browser: webdriver.Chrome, site: Site, screenshots: Path
+) -> None:
+    server, _ = site
+    browser.set_window_size(*PHONE)
+    visit(browser, server.url + "/jobs?state=CRASHED")
+    folded = browser.find_element(By.ID, "search-form")
+    assert folded.get_attribute("open") is None
+    summary = folded.find_element(By.TAG_NAME, "summary")
+    assert "Filters (1 set)" in summary.text
+    assert not browser.find_element(By.ID, "f-task").is_displayed()
+    first = browser.find_element(By.CSS_SELECTOR, "table.jobs tbody tr")
+    top = browser.execute_script("return arguments[0].getBoundingClientRect().top", first)
+    viewport = browser.execute_script("return window.innerHeight")
+    assert top < viewport / 2, "the first result shows without scrolling"
+    shoot(browser, screenshots, "jobs-folded")
+    summary.click()
+    assert browser.find_element(By.ID, "f-task").is_displayed()
+    # A refused filter keeps the form open, to be put right.
+    visit(browser, server.url + "/jobs?since=whenever")
+    assert browser.find_element(By.ID, "search-form").get_attribute("open") is not None
+    assert browser.find_element(By.ID, "f-since").is_displayed()
+    console_errors(browser)  # the page's own 400 is expected here
+    # On a laptop the form is open.
+    browser.set_window_size(*LAPTOP)
+    visit(browser, server.url + "/jobs")
+    assert browser.find_element(By.ID, "f-task").is_displayed()
+
+
+def test_on_a_phone_chart_text_stays_readable(browser: webdriver.Chrome, site: Site) -> None:
+    server, _ = site
+    browser.set_window_size(*PHONE)
+    visit(browser, server.url + "/stats?period=30d")
+    smallest = browser.execute_script(
+        "return Math.min(...[...document.querySelectorAll('svg.chart')].flatMap(svg => {"
+        "  const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;"
+        "  return [...svg.querySelectorAll('text')].map("
+        "    t => parseFloat(getComputedStyle(t).fontSize) * scale);"
+        "}))"
+    )
+    assert smallest >= 11, f"chart text is drawn at {smallest:.1f} px"
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 1, "a wide chart scrolls in its box, not the page"
+
+
 def test_keyboard_and_labels(browser: webdriver.Chrome, site: Site) -> None:
     server, _ = site
     visit(browser, server.url + "/jobs")
@@ -195,7 +242,10 @@ def test_keyboard_and_labels(browser: webdriver.Chrome, site: Site) -> None:
     skip.send_keys(Keys.ENTER)
     assert browser.switch_to.active_element.get_attribute("id") == "main"
 
-    # Tabbing on from the content reaches the form's first control.
+    # Tabbing on from the content reaches the form's summary (it folds on a phone), then
+    # the form's first control.
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.tag_name == "summary"
     browser.switch_to.active_element.send_keys(Keys.TAB)
     first = browser.switch_to.active_element
     assert first.get_attribute("name") == "state"

@@ -98,7 +98,7 @@ def test_a_third_party_crash_is_retried_on_buildbot_without_anyone(
             assert time.monotonic() < deadline, (crashed, again, builds(buildbot))
             time.sleep(0.5)
     with server.client("admin") as http:
-        deliveries = http.get(f"/api/v1/jobs/{again['uuid']}/deliveries").json()
+        deliveries = http.get(f"/api/v1/jobs/{again['uuid']}/deliveries").json()["data"]
 
     assert (crashed["state"], crashed["blame"], crashed["cause"], crashed["attempt"]) == (
         "CRASHED",

@@ -19,6 +19,7 @@ import pytest
 from execdb.db import utcnow
 from execdb.worker import Tick, Worker
 from tests.doubles import RecordingSenders
+from tests.executor import run
 from tests.helpers import events, job_in, report
 from tests.live import LiveServer, StartServer
 from tests.receivers import MailReceiver, WebhookReceiver
@@ -50,7 +51,8 @@ def deliveries(server: LiveServer, uuid: str) -> list[dict[str, Any]]:
     with server.client() as client:
         answer = client.get(f"/api/v1/jobs/{uuid}/deliveries")
     assert answer.status_code == 200, answer.text
-    found: list[dict[str, Any]] = answer.json()
+    assert set(answer.json()) == {"data"}, "the list envelope of every list"
+    found: list[dict[str, Any]] = answer.json()["data"]
     return found
 
 
@@ -101,7 +103,7 @@ def test_only_an_ended_job_is_rescheduled(make_server: StartServer) -> None:
         assert refused.json()["state"] == "RUNNING"
         refused = client.post(f"/api/v1/jobs/{finished['uuid']}/reschedule")
         assert refused.status_code == 409
-        assert "force" in refused.json()["message"]
+        assert '(send {"force": true} to run a FINISHED job again)' in refused.json()["message"]
         forced = client.post(f"/api/v1/jobs/{finished['uuid']}/reschedule", json={"force": True})
         assert forced.status_code == 201
         assert client.post(f"/api/v1/jobs/{cancelled['uuid']}/reschedule").status_code == 201
@@ -293,6 +295,14 @@ def test_a_task_crash_mails_the_task_maintainers(
     ):
         assert expected in body
     (sent,) = deliveries(server, job["uuid"])
+    listed = run(server.url, "", "job", "deliveries", job["uuid"])
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].split()[:4] == [
+        sent["kind"],
+        sent["sink"],
+        "delivered",
+        "1",
+    ]
     assert message["Message-ID"] == f"<{sent['uuid']}@execdb>"
     assert (sent["status"], sent["attempts"], sent["recipients"]) == (
         "delivered",

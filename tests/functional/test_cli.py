@@ -7,6 +7,7 @@ temporary directory, so nothing reads or writes the real home. Servers started h
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -267,6 +268,30 @@ def test_token_create_list_revoke(backend: str, on_backend: Execdb, tmp_path: Pa
     for result in (*listings, revoked):
         for shown in secrets:
             assert shown not in result.stdout + result.stderr, "a secret is shown only once"
+
+
+def test_token_commands_say_which_database_they_used(
+    backend: str, on_backend: Execdb, tmp_path: Path
+) -> None:
+    """A token made in another data directory than the server's is refused later: the
+    command names its database, so that the mistake shows at once."""
+    if backend == "postgres":
+        migrate(on_backend.env["EXECDB_DATABASE_URL"])
+        expected = make_url(on_backend.env["EXECDB_DATABASE_URL"]).render_as_string()
+    else:
+        expected = f"sqlite:///{tmp_path / 'data' / 'execdb.sqlite'}"
+    created = on_backend("token", "create", "-q", "ci", "--scope", "report")
+    assert created.returncode == 0, created
+    assert created.stderr.splitlines() == [f"execdb: database: {expected}"]
+    assert DB_PASSWORD not in created.stderr
+    for args in (("token", "list"), ("token", "revoke", "ci"), ("deliveries", "retry")):
+        done = on_backend(*args)
+        assert done.returncode == 0, done
+        assert done.stderr.splitlines() == [f"execdb: database: {expected}"], args
+    elsewhere = on_backend.using(EXECDB_DATA_DIR=tmp_path / "other")
+    if backend == "sqlite":
+        unknown = failed_cleanly(elsewhere("token", "revoke", "ci"))
+        assert str(tmp_path / "other" / "execdb.sqlite") in unknown
 
 
 def test_token_errors(execdb: Execdb, tmp_path: Path) -> None:
@@ -661,3 +686,26 @@ def test_serve_does_the_background_work_itself_on_the_embedded_database(
     assert (crashed["state"], crashed["cause"]) == ("CRASHED", "watchdog.not_started")
     assert "watchdog crashed job" in served.output()
     assert_stopped_cleanly(served, signal.SIGTERM)
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def test_every_option_and_argument_has_help() -> None:
+    """`execdb COMMAND --help` explains each of its options (hidden aliases aside)."""
+    from execdb.cli.main import build_parser
+
+    missing = [
+        f"execdb {' '.join(path)}: {action.option_strings or action.dest}"
+        for path, parser in _commands(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and action.help is None
+    ]
+    assert not missing, missing

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.executor import new_job, run, show, unused_url
+from tests.executor import EXECDB, environment, new_job, run, show, unused_url
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -68,7 +70,7 @@ def test_a_run_reported_from_its_status_file(server: LiveServer, tmp_path: Path)
     assert [started.returncode, finished.returncode, shown.returncode] == [0, 0, 0]
     job = json.loads(shown.stdout)
     assert (job["state"], job["blame"], job["cause"]) == ("CRASHED", "THIRD_PARTY", "koji.timeout")
-    assert job["executor"] == {"builder": "x86_64", "build": 7}
+    assert job["executor"] == {"name": socket.gethostname(), "builder": "x86_64", "build": 7}
     assert '"/srv/log"' in job["details"], "unknown keys of the status file are kept"
     assert events.stdout.count("accepted") == 3
     assert [j["uuid"] for j in json.loads(listed.stdout)] == [uuid]
@@ -264,6 +266,8 @@ def test_heartbeat_and_reschedule_from_the_command_line(server: LiveServer) -> N
     assert (state, attempt) == ("SCHEDULED", "2")
     again = run(server.url, token, "job", "reschedule", uuid)
     assert again.stdout == first.stdout  # the same attempt, not a second one
+    history = run(server.url, token, "job", "events", uuid).stdout.splitlines()
+    assert f"CRASHED -> rescheduled as {new}" in history[-1]
     assert run(server.url, token, "job", "start", new).returncode == 0
     assert (
         run(server.url, token, "job", "finish", new, "--status-file", "/nonexistent").returncode
@@ -391,3 +395,148 @@ def test_only_regular_files_are_read_and_big_ones_only_in_part(
         assert says in job["details"]
     assert job["details"].startswith("it began")
     assert job["details"].endswith("and it died")
+
+
+def made(server: LiveServer, task: str, item: str) -> str:
+    done = run(
+        server.url, server.tokens["both"], "job", "create", "--task", task, "--item", item,
+        "--item-type", "koji_build", "-q",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_jobs_has_a_header_and_finds_by_pattern(server: LiveServer) -> None:
+    token = server.tokens["both"]
+    bar = made(server, "rpmlint", "bar-1.0-1.fc40")
+    made(server, "depcheck", "baz-2.0-1.fc40")
+    listed = run(server.url, token, "jobs")
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:5] == ["UUID", "STATE", "ATTEMPT", "CREATED", "(UTC)"]
+    assert len(rows) == 2
+    assert rows[-1].split()[:4] == [bar, "SCHEDULED", "1", time.strftime("%Y-%m-%d", time.gmtime())]
+    by_item = run(server.url, token, "jobs", "--item-like", "bar*")
+    by_task = run(server.url, token, "jobs", "--task-like", "RPM*,nothing*")
+    assert [line.split()[0] for line in by_item.stdout.splitlines()[1:]] == [bar]
+    assert [line.split()[0] for line in by_task.stdout.splitlines()[1:]] == [bar]
+    glob = run(server.url, token, "jobs", "--item", "bar*")
+    assert glob.returncode == 2
+    assert "--item-like" in glob.stderr
+    assert glob.stdout == ""
+    nothing = run(server.url, token, "jobs", "--task", "nothing")
+    assert (nothing.stdout.splitlines()[1:], nothing.stderr) == ([], "no jobs found\n")
+
+
+@pytest.mark.usefixtures("backend")
+def test_causes_need_no_server_and_take_the_deployment_s_catalogue(tmp_path: Path) -> None:
+    site = tmp_path / "causes.toml"
+    site.write_text(
+        '["site.vpn_down"]\nblame = "TASKOTRON"\nretryable = true\n'
+        'description = "The lab VPN was down."\n'
+    )
+    env = environment(unused_url(), "") | {"HOME": str(tmp_path), "EXECDB_CAUSES_FILE": str(site)}
+    done = subprocess.run(
+        [sys.executable, "-m", "execdb.cli.main", "causes", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    codes = {c["code"]: c for c in json.loads(done.stdout)}
+    assert codes["koji.timeout"]["blame"] == "THIRD_PARTY"
+    assert codes["site.vpn_down"]["retryable"] is True
+
+
+def test_the_server_s_causes_on_request(server: LiveServer) -> None:
+    done = run(unused_url(), "", "causes", "--server", server.url)
+    assert done.returncode == 0, done.stderr
+    assert "koji.timeout" in done.stdout
+
+
+def test_events_show_the_cause(server: LiveServer) -> None:
+    token = server.tokens["both"]
+    uuid = new_job(server.url, token, start=True)
+    assert run(server.url, token, "job", "crash", uuid, "--cause", "koji.timeout").returncode == 0
+    header, *rows = run(server.url, token, "job", "events", uuid).stdout.splitlines()
+    assert "CAUSE" in header.split()
+    assert "koji.timeout" in rows[-1].split()
+    assert "koji.timeout" not in rows[0].split()
+
+
+def test_rescheduling_a_finished_job_names_force(server: LiveServer, tmp_path: Path) -> None:
+    token = server.tokens["admin"]
+    uuid = new_job(server.url, token, start=True)
+    ok = status_file(tmp_path, {"version": 1, "status": "OK"})
+    assert run(server.url, token, "job", "finish", uuid, "--status-file", ok).returncode == 0
+    refused = run(server.url, token, "job", "reschedule", uuid)
+    assert refused.returncode == 3
+    assert f"execdb job reschedule {uuid} --force" in refused.stderr
+    forced = run(server.url, token, "job", "reschedule", uuid, "--force")
+    assert forced.returncode == 0, forced.stderr
+
+
+def test_the_server_is_named_by_server_and_still_by_url(server: LiveServer) -> None:
+    token = server.tokens["both"]
+    uuid = new_job(server.url, token)
+    nowhere = unused_url()
+    for option in ("--server", "--url"):
+        shown = run(nowhere, token, "job", "show", uuid, option, server.url)
+        assert shown.returncode == 0, shown.stderr
+    helped = run(server.url, token, "job", "start", "--help")
+    assert "--server URL" in helped.stdout
+    assert "--url" not in helped.stdout.replace("--executor-url", "")
+
+
+@pytest.mark.parametrize(
+    ("variables", "options", "name"),
+    [
+        ({}, (), socket.gethostname()),
+        ({"BUILDBOT_BUILDERNAME": "runtask"}, (), "buildbot"),
+        ({"BUILDBOT_BUILDERNAME": "runtask"}, ("--executor-name", "jenkins"), "jenkins"),
+    ],
+)
+def test_job_start_names_the_executor(
+    server: LiveServer, variables: dict[str, str], options: tuple[str, ...], name: str
+) -> None:
+    token = server.tokens["both"]
+    uuid = new_job(server.url, token)
+    env = environment(server.url, token)
+    env = {k: v for k, v in env.items() if not k.startswith("BUILDBOT_")} | variables
+    done = subprocess.run(
+        [EXECDB, "job", "start", uuid, *options],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert show(server.url, token, uuid)["executor"] == {"name": name}
+
+
+@pytest.mark.usefixtures("backend")
+def test_causes_on_a_light_install_are_the_shipped_ones(tmp_path: Path) -> None:
+    """An executor with httpx alone cannot read settings: it says so, and lists the rest."""
+    probe = (
+        "import sys\n"
+        "for name in ('pydantic', 'pydantic_settings', 'sqlalchemy', 'fastapi'):\n"
+        "    sys.modules[name] = None\n"
+        "from execdb.cli.main import main\n"
+        "sys.exit(main(['causes', '--json']))\n"
+    )
+    env = environment(unused_url(), "") | {"HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "koji.timeout" in {c["code"] for c in json.loads(done.stdout)}
+    assert "the shipped catalogue only" in done.stderr
+
+
+@pytest.mark.usefixtures("backend")
+def test_a_spooled_report_says_how_long_it_really_tried(tmp_path: Path) -> None:
+    began = time.monotonic()
+    done = run(
+        unused_url(), "t", "job", "start", "0190a1b2-0000-7000-8000-000000000000",
+        "--retry-for", "1.5", "--spool", str(tmp_path / "spool"),
+    )  # fmt: skip
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    tried = re.search(r"failed for ([0-9.]+) s", done.stderr)
+    assert tried, done.stderr
+    assert 1.5 <= float(tried[1]) <= took
+    assert "report saved to" in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,7 +70,7 @@ def test_a_run_passes_its_output_through_and_ends_from_its_status_file(
     assert done.stderr.endswith(f"{uuid} FINISHED\n".encode())
     job = show(server.url, server.tokens["both"], uuid)
     assert job["state"] == "FINISHED"
-    assert job["executor"] == {"builder": "x86_64", "build": 7}
+    assert job["executor"] == {"name": socket.gethostname(), "builder": "x86_64", "build": 7}
     assert history(server.url, server.tokens["both"], uuid) == [
         ("SCHEDULED", "accepted"),
         ("RUNNING", "accepted"),

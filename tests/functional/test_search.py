@@ -115,6 +115,9 @@ def test_like_patterns_take_underscores_and_percents_literally(server: LiveServe
         ({"cause": "Koji!"}, "cause"),
         ({"cursor": "garbage"}, "cursor"),
         ({"colour": "red"}, "colour"),
+        ({"period": "7 days"}, "period"),
+        ({"period": "0d"}, "period"),
+        ({"period": "7d", "since": "2026-01-01"}, "period"),
     ],
 )
 def test_bad_filters_are_400(server: LiveServer, params: dict[str, str], field: str) -> None:

@@ -430,9 +430,37 @@ def test_the_default_window_is_the_last_30_days(server: LiveServer) -> None:
     assert abs(end - now) < timedelta(minutes=1)
 
 
+@pytest.mark.parametrize(("period", "days"), [("7d", 7), ("24h", 1), ("2w", 14), ("30d", 30)])
+def test_a_period_is_the_window_ending_now(server: LiveServer, period: str, days: int) -> None:
+    """`period=7d` means what it means on the statistics page: the last 7 days."""
+    now = datetime.now(UTC)
+
+    def hours_ago(hours: float) -> float:
+        return (now - timedelta(hours=hours) - MONDAY) / timedelta(hours=1)
+
+    make(
+        server,
+        [
+            Spec("outside", "k", None, hours_ago(days * 24 + 2), "FINISHED", 1, 1),
+            Spec("inside", "k", None, hours_ago(days * 24 - 2), "FINISHED", 1, 1),
+        ],
+    )
+    found = stats(server, group_by="task", period=period)
+    assert [g["key"]["task"] for g in found["groups"]] == ["inside"]
+    start = datetime.fromisoformat(found["window"]["start"])
+    end = datetime.fromisoformat(found["window"]["end"])
+    assert end - start == timedelta(days=days)
+    with server.client() as client:
+        listed = client.get("/api/v1/jobs", params={"period": period}).json()["data"]
+    assert [j["task"] for j in listed] == ["inside"]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
+        ({"period": "fortnight"}, "period"),
+        ({"period": "7d", "since": "2026-01-01"}, "period"),
+        ({"period": "100000w"}, "period"),
         ({"group_by": "colour"}, "group_by"),
         ({"group_by": "task,state,cause"}, "group_by"),
         ({"group_by": "task,task"}, "group_by"),

@@ -25,7 +25,7 @@ from execdb.jobs.schemas import (
     JobReport,
     JobReported,
 )
-from execdb.jobs.search import JobSearch
+from execdb.jobs.search import JobSearch, with_period
 from execdb.paging import Cursor
 from execdb.vocabulary import Outcome
 
@@ -197,7 +197,7 @@ async def search_jobs(
     A page ends early, with a `next` link, once its jobs' trigger_data, executor and details
     hold about page_max_bytes.
     """
-    found = await services.db.run(services.jobs.search, search)
+    found = await services.db.run(services.jobs.search, with_period(search, utcnow()))
     root = base_url(request)
     return JobList(
         data=[JobPublic.from_row(row, root) for row in found.rows],
@@ -268,13 +268,17 @@ async def heartbeat(
     return JobPublic.from_row(job, base_url(request))
 
 
+class DeliveryList(BaseModel):
+    data: list[DeliveryPublic]
+
+
 @router.get(
     "/jobs/{job_uuid}/deliveries",
-    response_model=list[DeliveryPublic],
+    response_model=DeliveryList,
     dependencies=[ReadAccess],
     responses=_READ_ERRORS,
 )
-async def deliveries(job_uuid: uuid.UUID, services: ServicesDep) -> list[DeliveryPublic]:
+async def deliveries(job_uuid: uuid.UUID, services: ServicesDep) -> DeliveryList:
     """What ExecDB sent or must send about a job: its dispatch and its notifications."""
     rows = await services.db.run(services.outbox.for_job, job_uuid)
-    return [DeliveryPublic.model_validate(row) for row in rows]
+    return DeliveryList(data=[DeliveryPublic.model_validate(row) for row in rows])

@@ -80,6 +80,16 @@ def _describe(settings: Settings) -> str:
     return make_url(settings.effective_database_url).render_as_string(hide_password=True)
 
 
+def _used(settings: Settings) -> None:
+    """Say on stderr which database a command used: one made by mistake elsewhere (another
+    EXECDB_DATA_DIR, no --config) is the usual reason a new token is then refused."""
+    print(f"execdb: database: {_describe(settings)}", file=sys.stderr)
+
+
+def _in(settings: Settings, message: str) -> CommandError:
+    return CommandError(f"{message} (database: {_describe(settings)})")
+
+
 def _log_to_stderr(level: str) -> None:
     """Show ExecDB's own log (the background work's, mostly) on stderr, at `level`."""
     import logging
@@ -167,9 +177,11 @@ def worker(args: argparse.Namespace) -> int:
 def deliveries_retry(args: argparse.Namespace) -> int:
     from execdb.db import utcnow
 
-    services = _ready_services(settings_of(args))
+    settings = settings_of(args)
+    services = _ready_services(settings)
     count = services.outbox.retry_failed(utcnow(), args.uuid)
     print(f"{count} failed deliveries will be tried again")
+    _used(settings)
     return 0
 
 
@@ -201,22 +213,25 @@ def token_create(args: argparse.Namespace) -> int:
     from execdb.db import utcnow
     from execdb.errors import ExecDBError
 
-    services = _ready_services(settings_of(args))
+    settings = settings_of(args)
+    services = _ready_services(settings)
     try:
         token, secret = services.tokens.create(args.name, args.scope, utcnow())
     except ExecDBError as exc:
-        raise CommandError(exc.message) from None
+        raise _in(settings, exc.message) from None
     if args.quiet:
         print(secret)
     else:
         scopes = ", ".join(sorted(token.scopes))
         print(f"Created token {token.name!r} (scopes: {scopes}). Its secret, shown only now:")
         print(secret)
+    _used(settings)
     return 0
 
 
 def token_list(args: argparse.Namespace) -> int:
-    services = _ready_services(settings_of(args))
+    settings = settings_of(args)
+    services = _ready_services(settings)
     tokens = services.tokens.list(include_revoked=args.all)
     if not tokens:
         print("no tokens")
@@ -224,6 +239,7 @@ def token_list(args: argparse.Namespace) -> int:
         revoked = f"  revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""
         scopes = ",".join(sorted(t.scopes))
         print(f"{t.name:<30} {scopes:<20} created {t.created_at:%Y-%m-%d %H:%M}{revoked}")
+    _used(settings)
     return 0
 
 
@@ -231,12 +247,14 @@ def token_revoke(args: argparse.Namespace) -> int:
     from execdb.db import utcnow
     from execdb.errors import ExecDBError
 
-    services = _ready_services(settings_of(args))
+    settings = settings_of(args)
+    services = _ready_services(settings)
     try:
         services.tokens.revoke(args.name, utcnow())
     except ExecDBError as exc:
-        raise CommandError(exc.message) from None
+        raise _in(settings, exc.message) from None
     print(f"revoked token {args.name!r}")
+    _used(settings)
     return 0
 
 
@@ -434,5 +452,5 @@ def _register_tokens(commands: Commands) -> None:
     p.add_argument("--all", action="store_true", help="include revoked tokens")
     p.set_defaults(run=token_list)
     p = tokens.add_parser("revoke", help="revoke a token by name")
-    p.add_argument("name")
+    p.add_argument("name", help="the token's name, as `token list` shows it")
     p.set_defaults(run=token_revoke)

@@ -233,10 +233,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "and print accuracy, per-cause precision and recall, confusions and every miss. "
         "Exits 1 when a given minimum is not met.",
     )
-    p.add_argument("corpus", nargs="+", type=Path, metavar="CORPUS.jsonl")
+    p.add_argument(
+        "corpus", nargs="+", type=Path, metavar="CORPUS.jsonl", help="labelled logs, one a line"
+    )
     p.add_argument("--split", help="only the entries of this split (dev, heldout ...)")
-    p.add_argument("--min-blame-accuracy", type=_fraction, metavar="X")
-    p.add_argument("--min-cause-accuracy", type=_fraction, metavar="X")
+    p.add_argument(
+        "--min-blame-accuracy", type=_fraction, metavar="X", help="exit 1 below this (0 to 1)"
+    )
+    p.add_argument(
+        "--min-cause-accuracy", type=_fraction, metavar="X", help="exit 1 below this (0 to 1)"
+    )
     p.add_argument(
         "--min-precision", type=_fraction, metavar="X", help="of the entries given a cause"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,15 +31,7 @@ from execdb.cli.errors import (
     CommandError,
     refused,
 )
-
-
-def connect(args: argparse.Namespace) -> Client:
-    from execdb.client import Client
-
-    try:
-        return Client(args.url, args.token, retry_for=args.retry_for)
-    except ValueError as exc:
-        raise CommandError(str(exc), EXIT_USAGE) from None
+from execdb.cli.remote import connect
 
 
 def report(
@@ -62,6 +55,7 @@ def report(
             file=sys.stderr,
         )
     spool = Spool(Path(args.spool)) if args.spool else None
+    began = time.monotonic()
     with connect(args) as client:
         if spool is None or not spool.pending(uuid):
             return _send(client, spool, uuid, body, out)
@@ -74,7 +68,8 @@ def report(
                         return _keep(spool, uuid, body, *done.stopped)
                     return _send(client, spool, uuid, body, out)
             except SpoolBusy as exc:
-                return _keep(spool, uuid, body, Stop.LATER, f"{exc} (waited {args.retry_for:g} s)")
+                waited = round(time.monotonic() - began, 1)
+                return _keep(spool, uuid, body, Stop.LATER, f"{exc} (waited {waited:g} s)")
 
 
 def _send(client: Client, spool: Spool | None, uuid: str, body: dict[str, Any], out: TextIO) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from execdb.cli.errors import EXIT_USAGE, CommandError
-from execdb.cli.reports import connect, report
+from execdb.cli.remote import connect
+from execdb.cli.reports import report
 
 if TYPE_CHECKING:
     from execdb.client.run import Ended
@@ -46,7 +48,8 @@ _DETECTED: tuple[tuple[str, str, dict[str, str]], ...] = (
 
 
 def executor_from(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The executor details a CI system's variables give (empty when none is recognised)."""
+    """The executor details a CI system's variables give: Jenkins' and GitLab CI's; for a
+    Buildbot step (any BUILDBOT_* variable) only the name; else the host's name."""
     for marker, name, variables in _DETECTED:
         if environ.get(marker):
             found: dict[str, Any] = {"name": name}
@@ -54,7 +57,22 @@ def executor_from(environ: Mapping[str, str]) -> dict[str, Any]:
                 if value := environ.get(variable):
                     found[key] = int(value) if key == "build" and value.isdigit() else value
             return found
-    return {}
+    if any(variable.startswith("BUILDBOT_") for variable in environ):
+        return {"name": "buildbot"}
+    return {"name": socket.gethostname() or "unknown"}
+
+
+def executor_details(args: argparse.Namespace) -> dict[str, Any]:
+    """What `job start` and `job run` say runs the job: the options given, over what the
+    environment says."""
+    given = {
+        "name": args.executor_name,
+        "url": args.executor_url,
+        "worker": args.worker,
+        "builder": args.builder,
+        "build": args.build,
+    }
+    return executor_from(os.environ) | {k: v for k, v in given.items() if v is not None}
 
 
 def job_run(args: argparse.Namespace) -> int:
@@ -64,15 +82,7 @@ def job_run(args: argparse.Namespace) -> int:
     command = args.command
     if not command:
         raise CommandError("job run: no command given (put it after --)", EXIT_USAGE)
-    given = {
-        "name": args.executor_name,
-        "url": args.executor_url,
-        "worker": args.worker,
-        "builder": args.builder,
-        "build": args.build,
-    }
-    executor = executor_from(os.environ) | {k: v for k, v in given.items() if v is not None}
-    start: dict[str, Any] = {"state": "RUNNING"} | ({"executor": executor} if executor else {})
+    start = {"state": "RUNNING", "executor": executor_details(args)}
     started = report(args, args.uuid, start, out=sys.stderr)
     if started:
         return started  # the token was refused: the end could not be reported either
@@ -154,7 +164,12 @@ def register(
         help="the cause reported when a signal stopped the run before the command wrote its "
         "status file (default executor.timeout; the log's classification refines it)",
     )
-    p.add_argument("--executor-name", help="the executor (detected for Jenkins and GitLab CI)")
+    p.add_argument(
+        "--executor-name",
+        metavar="NAME",
+        help="who runs it (default: detected for Jenkins, GitLab CI and Buildbot steps with "
+        "BUILDBOT_* variables, else this host's name)",
+    )
     p.add_argument("--executor-url", help="the build's URL (its log)")
     p.add_argument("--worker", help="the machine the build runs on")
     p.add_argument("--builder", help="the builder or CI job name")

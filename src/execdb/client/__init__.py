@@ -204,6 +204,13 @@ class Client:
         params.setdefault("limit", 100)
         return self._pages("/api/v1/jobs", params)
 
+    def deliveries(self, uuid: str) -> list[dict[str, Any]]:
+        """What ExecDB sent or must send about the job: its dispatch and notifications."""
+        found: list[dict[str, Any]] = self._request("GET", f"/api/v1/jobs/{uuid}/deliveries")[
+            "data"
+        ]
+        return found
+
     def causes(self) -> list[dict[str, Any]]:
         causes: list[dict[str, Any]] = self._request("GET", "/api/v1/causes")["data"]
         return causes

@@ -2,7 +2,8 @@
 
 Comma lists mean OR (`state=CRASHED,RUNNING`, or the parameter repeated); `task:like` and
 `item:like` take `*` wildcards; `since=START[,END]` bounds created_at (ISO 8601, UTC unless a
-zone is given); `cause=koji` matches the whole family (`koji`, `koji.timeout` ...).
+zone is given), or `period=7d` the window ending now (`with_period` turns it into `since`,
+given the time); `cause=koji` matches the whole family (`koji`, `koji.timeout` ...).
 
 Every filter is bounded (docs/api.md, "Limits"): building and compiling the SQL of a long
 list holds the event loop (3,000 causes took about a second and, past SQLite's expression
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
@@ -31,6 +32,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 VALUES_MAX = 100
 LIKE_PATTERN_MAX = 256
 LIKE_WILDCARDS_MAX = 16
+PERIOD_RE = re.compile(r"([1-9][0-9]{0,5})([hdw])\Z")
+PERIOD_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+PERIOD_MAX = timedelta(days=3660)
 
 
 def _split(value: Any) -> Any:
@@ -88,6 +92,20 @@ def parse_time(text: str, *, end: bool) -> datetime:
         raise ValueError(f"{text!r} is out of range") from None
 
 
+def period_span(period: str) -> timedelta:
+    """'24h', '7d', '2w' -> how long a window ending now is; ValueError saying what is wrong.
+
+    The one parser of periods: the API's searches and statistics and the statistics page.
+    """
+    found = PERIOD_RE.match(period.strip())
+    if not found:
+        raise ValueError(f"{period!r} is not a period: hours, days or weeks, e.g. 24h, 7d, 2w")
+    span = int(found[1]) * PERIOD_UNITS[found[2]]
+    if span > PERIOD_MAX:
+        raise ValueError(f"{period!r} is longer than {PERIOD_MAX.days} days")
+    return span
+
+
 class JobFilters(BaseModel):
     """The filters of a job search, shared by every query over a set of jobs (statistics too)."""
 
@@ -114,6 +132,11 @@ class JobFilters(BaseModel):
     since: str | None = Field(
         default=None, description="START[,END] on created_at, ISO 8601, inclusive."
     )
+    period: str | None = Field(
+        default=None,
+        description="Instead of `since`: the window ending now, in hours, days or weeks "
+        "(`24h`, `7d`, `2w`).",
+    )
 
     @field_validator("cause")
     @classmethod
@@ -129,6 +152,27 @@ class JobFilters(BaseModel):
         if since is not None:
             window(since)
         return since
+
+    @field_validator("period")
+    @classmethod
+    def _check_period(cls, period: str | None, info: ValidationInfo) -> str | None:
+        if period is None:
+            return None
+        if info.data.get("since") is not None:
+            raise ValueError("give period or since, not both")
+        period_span(period)
+        return period.strip()
+
+
+Filters = TypeVar("Filters", bound=JobFilters)
+
+
+def with_period(filters: Filters, now: datetime) -> Filters:
+    """The filters with their `period` turned into the `since` it stands for at `now`."""
+    if filters.period is None:
+        return filters
+    start = (now - period_span(filters.period)).astimezone(UTC)
+    return filters.model_copy(update={"period": None, "since": start.isoformat()})
 
 
 class JobSearch(JobFilters):
@@ -186,6 +230,8 @@ def conditions(
 ) -> list[ColumnElement[bool]]:
     """The filters as SQL on the jobs table, each column a filter compares passed through
     `column` (statistics use it to choose which indexes SQLite may seek on)."""
+    if search.period is not None:
+        raise ValueError("a period must be turned into since first (with_period)")
     where: list[ColumnElement[bool]] = []
     for attribute, values in (
         (Job.state, search.state),

@@ -237,7 +237,7 @@ def reschedule_refusal(job: JobRow, *, force: bool) -> str | None:
     state = job["state"]
     if state in (State.CRASHED, State.CANCELLED) or (state == State.FINISHED and force):
         return None
-    hint = " (add force to run a FINISHED job again)" if state == State.FINISHED else ""
+    hint = ' (send {"force": true} to run a FINISHED job again)' if state == State.FINISHED else ""
     return f"job {job['uuid']} is {state}; only a CRASHED or CANCELLED job can be rescheduled{hint}"
 
 

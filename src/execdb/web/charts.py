@@ -75,7 +75,7 @@ def _y_axis(maximum: float, unit: str) -> list[str]:
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{TEXT}">'
             f"{_number(value)}</text>"
         )
-    parts.append(f'<text x="4" y="14" fill="{TEXT}" font-size="11">{escape(unit)}</text>')
+    parts.append(f'<text x="4" y="14" fill="{TEXT}" font-size="12">{escape(unit)}</text>')
     return parts
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from markupsafe import Markup, escape
+
 NONE = "\u2013"  # an en dash: what a page shows where there is no value
+UUID_RE = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+FOLDED_LINES = 12  # JSON longer than this is shown folded
 
 
 def duration(span: timedelta | float | None) -> str:
@@ -100,3 +106,19 @@ def log_lines(text: str, evidence: list[dict[str, Any]] | None) -> list[tuple[in
     """A kept log's lines for the job page: (number from 1, text, whether it is evidence)."""
     hits = {e["line"] for e in evidence or ()}
     return [(n, line, n in hits) for n, line in enumerate(text.splitlines(), 1)]
+
+
+def job_links(text: str | None, root: str) -> Markup:
+    """The text, escaped, with every job UUID in it a link to that job's page."""
+    if not text:
+        return Markup("")
+    escaped = str(escape(text))  # escaping leaves UUIDs as they are
+    prefix = str(escape(root))
+    linked = UUID_RE.sub(lambda m: f'<a href="{prefix}/jobs/{m[0]}">{m[0]}</a>', escaped)
+    return Markup(linked)  # noqa: S704 (the text was escaped; only the links are markup)
+
+
+def pretty_json(value: Any) -> tuple[str, bool]:
+    """The value as indented JSON, and whether it is long enough to be shown folded."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return text, text.count("\n") >= FOLDED_LINES

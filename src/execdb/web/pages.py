@@ -38,6 +38,8 @@ templates.env.globals.update(
     BLAMES=list(Blame),
     executor_log=format.executor_log,
     percent=format.percent,
+    job_links=format.job_links,
+    pretty_json=format.pretty_json,
 )
 # Blame colours, also used in the plots (Okabe & Ito's palette, told apart by most people
 # with a colour vision deficiency; text always names the blame as well).

@@ -15,8 +15,7 @@ from urllib.parse import urlencode
 from markupsafe import Markup
 
 from execdb.causes.catalogue import Catalogue
-from execdb.errors import InvalidInput
-from execdb.jobs.search import JobFilters
+from execdb.jobs.search import JobFilters, with_period
 from execdb.services import Services
 from execdb.stats.schemas import (
     DurationHistograms,
@@ -46,18 +45,16 @@ CAUSE_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9
 
 
 def parse(params: dict[str, str | list[str]], now: datetime) -> tuple[StatsQuery, str | None]:
-    """The page's query: `period` becomes a `since` ending now; raises ValidationError or
-    InvalidInput with the message to show."""
-    wanted = {k: v for k, v in params.items() if k != "period"}
-    period = params.get("period")
-    if not isinstance(period, str | None) or (period is not None and period not in PERIODS):
-        raise InvalidInput(f"period: one of {', '.join(PERIODS)}")
+    """The page's query: `period` (the API's, any of 24h, 7d, 2w ...) becomes a `since`
+    ending now; raises ValidationError with the message to show."""
+    wanted = dict(params)
     if "since" in wanted:
-        period = None
+        wanted.pop("period", None)
     else:
-        period = period or DEFAULT_PERIOD
-        wanted["since"] = format.iso(now - timedelta(days=PERIODS[period][1]))
+        wanted.setdefault("period", DEFAULT_PERIOD)
     query = StatsQuery.model_validate(wanted)
+    period = query.period
+    query = with_period(query, now)
     if query.interval is None:
         query = query.model_copy(update={"interval": _interval(query, now)})
     return query, period

@@ -23,7 +23,7 @@ from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
 from execdb.errors import InvalidInput, JobNotFound
 from execdb.jobs.schemas import EventPublic, JobPublic
-from execdb.jobs.search import JobSearch
+from execdb.jobs.search import JobSearch, with_period
 from execdb.paging import NEWEST, Cursor
 from execdb.stats.schemas import Stats, StatsQuery
 from execdb.web import format, plots
@@ -106,7 +106,7 @@ async def jobs_page(request: Request, services: ServicesDep) -> Response:
     root = base_url(request)
     try:
         search = JobSearch.model_validate(params)
-        found = await services.db.run(services.jobs.search, search)
+        found = await services.db.run(services.jobs.search, with_period(search, utcnow()))
     except (ValidationError, InvalidInput) as exc:
         # The form stays, filled in as sent, so that the mistake can be put right there.
         context = {

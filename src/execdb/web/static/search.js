@@ -12,3 +12,11 @@ document.addEventListener("submit", function (event) {
     Array.prototype.forEach.call(form.elements, function (field) { field.disabled = false; });
   }, { once: true });
 });
+
+// On a narrow screen the form would fill more than a screen before the first result: fold
+// it under its summary. A form that holds a refused filter stays open, to be put right.
+(function () {
+  var folded = document.getElementById("search-form");
+  if (!folded || folded.hasAttribute("data-keep-open")) return;
+  if (window.matchMedia("(max-width: 40rem)").matches) folded.open = false;
+})();
