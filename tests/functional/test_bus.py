@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from execdb_messages import JobCreatedV1, JobStateChangeV1
 from fedora_messaging import config as fm_config
-from fedora_messaging.message import Message
 
 from execdb.automation.models import Kind, Status
 from execdb.db import utcnow
@@ -27,7 +27,6 @@ from execdb.jobs.schemas import JobCreate, JobReport
 from execdb.services import Services
 from execdb.vocabulary import Blame, State
 from execdb.worker import Tick, Worker
-from execdb_messages import JobCreatedV1, JobStateChangeV1
 from tests.conftest import Databases, settings_for
 from tests.consumer import PREFIX, BusConsumer, fm_config_file
 from tests.functional.test_workers import TRIGGER, WorkerProcess, configure, wait_until
@@ -155,3 +154,144 @@ def test_every_change_of_a_jobs_life_arrives_once_and_validates(
     assert isinstance(retried, JobCreatedV1)
     assert retried.agent_name is None  # ExecDB itself made the new attempt
     assert retried.body["job"]["rescheduled_from"] == str(first)
+
+
+def same_ids_same_bodies(received: list[Any], written: list[dict[str, Any]]) -> Counter[str]:
+    """Every message written arrived, nothing else did, and copies of one id are identical;
+    how many times each id arrived."""
+    arrived = Counter(m.id for m in received)
+    assert set(arrived) == {str(d["uuid"]) for d in written}
+    for delivery in written:
+        bodies = [m.body for m in received if m.id == str(delivery["uuid"])]
+        assert all(body == delivery["payload"] for body in bodies)
+    return arrived
+
+
+OUTAGE = {
+    "delivery": {
+        "timeout": "2s",
+        "lease": "5s",
+        "backoff": {"initial_delay": "0.2s", "max_delay": "1s"},
+    }
+}
+
+
+def test_a_broker_stopped_mid_run_and_started_again_loses_nothing(
+    databases: Databases, fm_file: Path, rabbit: RabbitBroker, consumer: BusConsumer
+) -> None:
+    services = services_for(databases.url("sqlite"), fm_file, **OUTAGE)
+    before = life(services, "before-1.0-1.fc40")
+    assert tick(services).delivered == 3
+    consumer.wait_for(3)
+
+    rabbit.stop_node()
+    try:
+        during = life(services, "during-1.0-1.fc40")
+        started = time.monotonic()
+        assert tick(services) == Tick(failed=3)
+        # One publish waited out the timeout; the others did not wait again.
+        assert time.monotonic() - started < 2 * 2 + 1
+        waiting = messages_of(services, during)
+        assert [(d["status"], d["attempts"]) for d in waiting] == [(Status.PENDING, 1)] * 3
+        assert all("PublishTimeout" in d["last_error"] for d in waiting[:1])
+        assert all(d["last_error"] for d in waiting)
+    finally:
+        rabbit.start_node()
+
+    deadline = time.monotonic() + 30
+    while any(d["status"] != Status.DELIVERED for d in messages_of(services, during)):
+        assert time.monotonic() < deadline, messages_of(services, during)
+        tick(services, utcnow() + timedelta(seconds=2))
+        time.sleep(0.2)
+    written = messages_of(services, before) + messages_of(services, during)
+    services.db.close()
+    received = consumer.wait_for(6, seconds=30)
+    same_ids_same_bodies(received, written)
+    assert {d["last_error"] for d in written} == {None}
+
+
+KILL = """\
+[bus]
+config = "{fm}"
+
+[delivery]
+lease = "4s"
+timeout = "3s"
+"""
+
+
+def test_a_worker_killed_mid_publish_loses_nothing_and_repeats_with_the_same_id(
+    backend: str,
+    databases: Databases,
+    fm_file: Path,
+    rabbit: RabbitBroker,
+    consumer: BusConsumer,
+    tmp_path: Path,
+    workers: Callable[[str, Path, str], WorkerProcess],
+) -> None:
+    url = databases.url(backend)
+    config, services = configure(tmp_path, url, KILL.format(fm=fm_file))
+    job = life(services)
+    rabbit.block_publishers()  # the broker takes no message: the worker waits on its publish
+    try:
+        first = workers(url, config, "worker-killed")
+        wait_until(
+            lambda: all(d["leased_by"] for d in messages_of(services, job)),
+            seconds=20,
+            what="the first worker did not take the messages",
+        )
+        time.sleep(0.5)  # well into the first publish
+        first.process.send_signal(signal.SIGKILL)
+        assert first.process.wait(timeout=10) == -signal.SIGKILL
+        taken = messages_of(services, job)
+        assert {(d["status"], d["attempts"]) for d in taken} == {(Status.PENDING, 1)}
+        assert {d["leased_by"].split(":")[-2] for d in taken} == {str(first.process.pid)}
+        lease_ends = max(d["leased_until"] for d in taken)
+    finally:
+        rabbit.unblock_publishers()
+
+    second = workers(url, config, "worker-after")
+    wait_until(
+        lambda: all(d["status"] == Status.DELIVERED for d in messages_of(services, job)),
+        seconds=30,
+        what="the messages were not published after the first worker died",
+    )
+    assert second.stop() == 0, second.output
+    written = messages_of(services, job)
+    services.db.close()
+    received = consumer.wait_for(3)
+    arrived = same_ids_same_bodies(received, written)
+    assert sum(arrived.values()) <= 4  # the one cut short may have reached the broker too
+    for delivery in written:
+        assert delivery["delivered_at"] >= lease_ends  # not while the dead worker's lease held
+        assert delivery["leased_by"].split(":")[-2] == str(second.process.pid)
+        assert delivery["attempts"] == 2
+
+
+TWO = """\
+[bus]
+config = "{fm}"
+"""
+
+
+def test_two_workers_on_one_postgresql_publish_each_message_once(
+    databases: Databases,
+    fm_file: Path,
+    consumer: BusConsumer,
+    tmp_path: Path,
+    workers: Callable[[str, Path, str], WorkerProcess],
+) -> None:
+    url = databases.url("postgres")
+    config, services = configure(tmp_path, url, TWO.format(fm=fm_file))
+    both = [workers(url, config, f"worker-{n}") for n in (1, 2)]
+    for worker in both:
+        worker.wait_until_started()
+    jobs = [life(services, f"pkg{n}-1.0-1.fc40") for n in range(20)]
+    received = consumer.wait_for(60, seconds=60)
+    for worker in both:
+        assert worker.stop() == 0, worker.output
+    written = [d for job in jobs for d in messages_of(services, job)]
+    services.db.close()
+    assert len(written) == 60
+    assert set(same_ids_same_bodies(received, written).values()) == {1}
+    assert {d["status"] for d in written} == {Status.DELIVERED}
