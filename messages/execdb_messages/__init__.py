@@ -102,7 +102,12 @@ def package_of(item: str, item_type: str) -> str | None:
     if item_type != "koji_build":
         return None
     parts = item.rsplit("-", 2)
-    return parts[0] if len(parts) == 3 and all(parts) else None
+    if len(parts) != 3 or not parts[0]:
+        return None
+    # A version and a release hold a digit: "not-an-nvr" names no package.
+    name, version, release = parts
+    digits = all(any(c.isdigit() for c in part) for part in (version, release))
+    return name if digits else None
 
 
 class ExecDBMessage(message.Message):

@@ -9,7 +9,9 @@ workers delay messages but lose none, and a message sent twice has the same id.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,7 +31,7 @@ from execdb.vocabulary import Blame, State
 from execdb.worker import Tick, Worker
 from tests.conftest import Databases, settings_for
 from tests.consumer import PREFIX, BusConsumer, fm_config_file
-from tests.functional.test_workers import TRIGGER, WorkerProcess, configure, wait_until
+from tests.functional.test_workers import EXECDB, TRIGGER, WorkerProcess, configure, wait_until
 from tests.functional.test_workers import workers as workers  # the fixture
 from tests.live import prepare
 from tests.rabbit import RabbitBroker
@@ -221,7 +223,6 @@ timeout = "3s"
 
 
 def test_a_worker_killed_mid_publish_loses_nothing_and_repeats_with_the_same_id(
-    backend: str,
     databases: Databases,
     fm_file: Path,
     rabbit: RabbitBroker,
@@ -229,7 +230,8 @@ def test_a_worker_killed_mid_publish_loses_nothing_and_repeats_with_the_same_id(
     tmp_path: Path,
     workers: Callable[[str, Path, str], WorkerProcess],
 ) -> None:
-    url = databases.url(backend)
+    # On SQLite: leases on PostgreSQL are the next test's, and test_outbox_kill's.
+    url = databases.url("sqlite")
     config, services = configure(tmp_path, url, KILL.format(fm=fm_file))
     job = life(services)
     rabbit.block_publishers()  # the broker takes no message: the worker waits on its publish
@@ -295,3 +297,39 @@ def test_two_workers_on_one_postgresql_publish_each_message_once(
     assert len(written) == 60
     assert set(same_ids_same_bodies(received, written).values()) == {1}
     assert {d["status"] for d in written} == {Status.DELIVERED}
+
+
+def test_a_refused_message_is_given_up_on_visibly_and_retried_by_hand(
+    databases: Databases, fm_file: Path, rabbit: RabbitBroker, consumer: BusConsumer, tmp_path: Path
+) -> None:
+    url = databases.url("sqlite")
+    text = f'[bus]\nconfig = "{fm_file}"\n\n[delivery]\nmax_attempts = 1\n'
+    config, services = configure(tmp_path, url, text)
+    # The broker refuses every topic of amq.topic to ExecDB's user.
+    rabbit.ctl("set_topic_permissions", "guest", "amq.topic", "^$", "^$")
+    try:
+        job = life(services)
+        assert tick(services) == Tick(failed=3)
+    finally:
+        rabbit.ctl("clear_topic_permissions", "guest")
+    refused = messages_of(services, job)
+    assert {d["status"] for d in refused} == {Status.FAILED}
+    assert all("PublishForbidden" in d["last_error"] for d in refused), refused[0]["last_error"]
+    assert tick(services) == Tick()  # given up on: waits for a person
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECDB_")}
+    env |= {"EXECDB_DATABASE_URL": url, "EXECDB_CONFIG": str(config), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(EXECDB), "deliveries", "retry", str(job)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 failed deliveries will be tried again" in done.stdout
+    assert tick(services).delivered == 3
+    written = messages_of(services, job)
+    services.db.close()
+    same_ids_same_bodies(consumer.wait_for(3), written)
