@@ -24,6 +24,7 @@ from execdb_messages import JobCreatedV1, JobStateChangeV1
 from fedora_messaging import config as fm_config
 
 from execdb.automation.models import Kind, Status
+from execdb.config import SettingsError, load_settings
 from execdb.db import utcnow
 from execdb.jobs.schemas import JobCreate, JobReport
 from execdb.services import Services
@@ -333,3 +334,32 @@ def test_a_refused_message_is_given_up_on_visibly_and_retried_by_hand(
     written = messages_of(services, job)
     services.db.close()
     same_ids_same_bodies(consumer.wait_for(3), written)
+
+
+def test_without_the_bus_nothing_is_written_for_it(backend: str, databases: Databases) -> None:
+    services = prepare(settings_for(databases.url(backend)))
+    job = life(services)
+    kinds = [d["kind"] for d in services.outbox.for_job(job)]
+    services.db.close()
+    assert Kind.MESSAGE not in kinds
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('amqp_url = "amqp://localhost"\npublish_exhange = "amq.topic"\n', "publish_exhange"),
+        ("amqp_url = \n", "Failed to parse"),
+    ],
+)
+def test_a_bus_file_fedora_messaging_would_refuse_stops_start_up(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    fm = tmp_path / "fedora-messaging.toml"
+    fm.write_text(text)
+    settings = tmp_path / "execdb.toml"
+    settings.write_text(f'[bus]\nconfig = "{fm}"\n')
+    with pytest.raises(SettingsError, match=rf"^{settings}.*: bus: .*{fm}: .*{problem}"):
+        load_settings(settings)
+    settings.write_text(f'[bus]\nconfig = "{tmp_path / "missing.toml"}"\n')
+    with pytest.raises(SettingsError, match=r"bus\.config: Path does not point to a file"):
+        load_settings(settings)
