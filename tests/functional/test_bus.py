@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from execdb_messages import JobCreatedV1, JobStateChangeV1
+from execdb_messages import JobCreatedV1, JobReclassifiedV1, JobStateChangeV1
 from fedora_messaging import config as fm_config
 
 from execdb.automation.models import Kind, Status
 from execdb.config import SettingsError, load_settings
 from execdb.db import utcnow
+from execdb.jobs import store
 from execdb.jobs.schemas import JobCreate, JobReport
 from execdb.services import Services
-from execdb.vocabulary import Blame, State
+from execdb.vocabulary import Actor, Blame, State
 from execdb.worker import Tick, Worker
 from tests.conftest import Databases, settings_for
 from tests.consumer import PREFIX, BusConsumer, fm_config_file
@@ -363,3 +364,28 @@ def test_a_bus_file_fedora_messaging_would_refuse_stops_start_up(
     settings.write_text(f'[bus]\nconfig = "{tmp_path / "missing.toml"}"\n')
     with pytest.raises(SettingsError, match=r"bus\.config: Path does not point to a file"):
         load_settings(settings)
+
+
+def test_a_reclassification_is_published_after_the_jobs_other_messages(
+    databases: Databases, fm_file: Path, consumer: BusConsumer
+) -> None:
+    services = services_for(databases.url("sqlite"), fm_file)
+    job = life(services)
+    assert services.jobs.reactions is not None
+    person = Actor("qa-admin")
+    # What a reclassification does, in the transaction that changes the job.
+    with services.db.write() as conn:
+        before = store.lock(conn, job)
+        after = {**before, "blame": Blame.TASKOTRON, "cause": "minion.creation_failed"}
+        after["classified_by"] = "person"
+        store.update_job(conn, before["id"], {k: after[k] for k in ("blame", "cause")})
+        services.jobs.reactions.reclassified(conn, before, after, person, utcnow())
+    assert tick(services).delivered == 4
+    services.db.close()
+    [message] = [m for m in consumer.wait_for(4) if isinstance(m, JobReclassifiedV1)]
+    message.validate()
+    assert message.body["seq"] == 4
+    assert message.body["old"] == {"blame": "THIRD_PARTY", "cause": "koji.timeout"}
+    assert message.body["new"] == {"blame": "TASKOTRON", "cause": "minion.creation_failed"}
+    assert (message.body["classified_by"], message.agent_name) == ("person", "qa-admin")
+    assert message.topic == f"{PREFIX}.execdb.job.reclassified.v1"
