@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from execdb_messages import TOPICS, JobCreatedV1, JobReclassifiedV1, JobStateChangeV1
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
@@ -44,10 +43,17 @@ class Bus:
     """Writes the messages of job changes into the outbox, in the caller's transaction."""
 
     def __init__(self, base_url: str) -> None:
+        # Imported here, as in `Publisher`: the schemas bring jsonschema and pika, which only
+        # a deployment with a bus needs to load.
+        from execdb_messages import JobCreatedV1, JobReclassifiedV1, JobStateChangeV1
+
         self.base_url = base_url.rstrip("/")
+        self._created = JobCreatedV1.topic
+        self._changed = JobStateChangeV1.topic
+        self._reclassified = JobReclassifiedV1.topic
 
     def created(self, conn: Connection, job: JobRow, actor: Actor, now: datetime) -> None:
-        self._add(conn, job, JobCreatedV1.topic, {"msg_id": job["msg_id"]}, actor, now)
+        self._add(conn, job, self._created, {"msg_id": job["msg_id"]}, actor, now)
 
     def changed(
         self, conn: Connection, before: JobRow, after: JobRow, actor: Actor, now: datetime
@@ -60,7 +66,7 @@ class Bus:
             "cause": after["cause"],
             "retry_at": retry_at.isoformat() if retry_at else None,
         }
-        self._add(conn, after, JobStateChangeV1.topic, body, actor, now)
+        self._add(conn, after, self._changed, body, actor, now)
 
     def reclassified(
         self, conn: Connection, before: JobRow, after: JobRow, actor: Actor, now: datetime
@@ -72,7 +78,7 @@ class Bus:
             "classified_by": after.get("classified_by"),
             "rule_id": after.get("rule_id"),
         }
-        self._add(conn, after, JobReclassifiedV1.topic, body, actor, now)
+        self._add(conn, after, self._reclassified, body, actor, now)
 
     def job(self, job: JobRow) -> dict[str, Any]:
         href, page = links(self.base_url, job["uuid"])
@@ -156,6 +162,7 @@ class Publisher:
         """
         # Imported here: the api module installs Twisted's reactor, which only a process that
         # publishes needs.
+        from execdb_messages import TOPICS
         from fedora_messaging import api, exceptions
 
         cls = TOPICS.get(delivery["sink"])

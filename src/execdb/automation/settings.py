@@ -13,8 +13,6 @@ from datetime import timedelta
 from typing import Annotated, Literal, Self
 
 from email_validator import EmailNotValidError, validate_email
-from fedora_messaging import config as fm_config
-from fedora_messaging import exceptions as fm_exceptions
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -370,7 +368,12 @@ class BusSettings(BaseModel):
     def _valid(self) -> Self:
         # fedora-messaging's own checks (unknown keys, queues, bindings ...), on a copy of its
         # configuration: the process's own is loaded when the worker starts publishing.
+        # Imported only then: it brings jsonschema, which a deployment without a bus need not
+        # load.
         if self.config is not None:
+            from fedora_messaging import config as fm_config
+            from fedora_messaging import exceptions as fm_exceptions
+
             try:
                 fm_config.LazyConfig().load_config(str(self.config))
             except fm_exceptions.ConfigurationException as exc:
