@@ -241,7 +241,7 @@ def test_a_worker_killed_mid_publish_loses_nothing_and_repeats_with_the_same_id(
         first = workers(url, config, "worker-killed")
         wait_until(
             lambda: all(d["leased_by"] for d in messages_of(services, job)),
-            seconds=20,
+            seconds=60,
             what="the first worker did not take the messages",
         )
         time.sleep(0.5)  # well into the first publish
@@ -257,7 +257,7 @@ def test_a_worker_killed_mid_publish_loses_nothing_and_repeats_with_the_same_id(
     second = workers(url, config, "worker-after")
     wait_until(
         lambda: all(d["status"] == Status.DELIVERED for d in messages_of(services, job)),
-        seconds=30,
+        seconds=60,
         what="the messages were not published after the first worker died",
     )
     assert second.stop() == 0, second.output
@@ -289,7 +289,7 @@ def test_two_workers_on_one_postgresql_publish_each_message_once(
     config, services = configure(tmp_path, url, TWO.format(fm=fm_file))
     both = [workers(url, config, f"worker-{n}") for n in (1, 2)]
     for worker in both:
-        worker.wait_until_started()
+        worker.wait_until_started(seconds=60)  # a busy machine: fedora-messaging's imports
     jobs = [life(services, f"pkg{n}-1.0-1.fc40") for n in range(20)]
     received = consumer.wait_for(60, seconds=60)
     for worker in both:
