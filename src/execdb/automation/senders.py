@@ -197,7 +197,7 @@ class Senders:
         self.client = client
         self.notify = notify
         self.dispatch = dispatch
-        # One publisher for all messages, so that they go out one at a time, in order.
+        # One publisher for all messages, which keeps each job's in order.
         self._publisher = (
             Publisher(bus.config, timeout) if bus is not None and bus.config is not None else None
         )
