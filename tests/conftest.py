@@ -1,6 +1,7 @@
 """Fixtures: every API test runs against a real HTTP server on SQLite and on PostgreSQL.
 
-The PostgreSQL server is a throwaway cluster started once per run (tests/pgcluster.py).
+The PostgreSQL server is a throwaway cluster started once per run (tests/pgcluster.py), and
+so is the RabbitMQ broker of the bus tests (tests/rabbit.py).
 Each backend gets one migrated database and one server for the whole run; tests are isolated
 by emptying the job tables before each test, which keeps them fast and lets concurrency
 tests use real, separate connections.
@@ -20,6 +21,7 @@ from execdb.config import Settings
 from execdb.jobs.models import Job, JobEvent, JobLog
 from tests.live import LiveServer, StartServer, make_tokens, prepare
 from tests.pgcluster import PostgresCluster
+from tests.rabbit import RabbitBroker
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -37,6 +39,28 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresClu
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitBroker]:
+    """A throwaway RabbitMQ broker (tests/rabbit.py), one per run."""
+    with RabbitBroker(tmp_path_factory.mktemp("rabbit")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def fm_file(rabbit: RabbitBroker, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The broker's fedora-messaging file, loaded in this process (whose fedora-messaging
+    connection is made once, to the broker the configuration names first)."""
+    # Imported here: fedora-messaging's api installs Twisted's reactor, which only the bus
+    # tests need in this process.
+    from fedora_messaging import config as fm_config
+
+    from tests.consumer import fm_config_file
+
+    path = fm_config_file(tmp_path_factory.mktemp("fm") / "fedora-messaging.toml", rabbit.url)
+    fm_config.conf.load_config(str(path))
+    return path
 
 
 class Databases:

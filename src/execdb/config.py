@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from execdb.automation.settings import (
+    BusSettings,
     DeliverySettings,
     DispatchSettings,
     Duration,
@@ -150,6 +151,7 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = DispatchSettings()
     notify: NotifySettings = NotifySettings()
     delivery: DeliverySettings = DeliverySettings()
+    bus: BusSettings = BusSettings()
     worker_in_serve: bool | None = Field(
         default=None,
         description="Whether `execdb serve` also runs the background work (retries, watchdog, "

@@ -46,6 +46,7 @@ class Services:
             notify=settings.notify,
             dispatch=settings.dispatch,
             base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
+            bus=settings.bus.enabled,
         )
         return cls(
             settings=settings,

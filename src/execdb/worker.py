@@ -1,4 +1,4 @@
-"""The background work: due retries, the watchdog, dispatches and notifications.
+"""The background work: due retries, the watchdog, dispatches, notifications, bus messages.
 
 `Worker.tick(now)` does one round of each and says what it did; `Worker.run` repeats it every
 `worker_interval` until told to stop. Any number of workers (in `execdb worker` processes or
@@ -71,7 +71,11 @@ class Worker:
             timeout = self.settings.delivery.timeout.total_seconds()
             self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
             self._sender_for = senders.Senders(
-                self._client, notify=self.settings.notify, dispatch=self.settings.dispatch
+                self._client,
+                notify=self.settings.notify,
+                dispatch=self.settings.dispatch,
+                bus=self.settings.bus,
+                timeout=timeout,
             )
         return self
 

@@ -184,3 +184,51 @@ def test_0002_gives_existing_jobs_their_queue_and_run_times(engine: Engine) -> N
         "running": (7_000_001, None),
         "ended": (59_900_000, 7200_000_000 - 59_900_000),
     }
+
+
+def test_0006_lets_the_outbox_hold_messages_and_taking_it_down_drops_them(engine: Engine) -> None:
+    migrations.upgrade(engine)
+    now = utcnow()
+    with engine.begin() as conn:
+        job_id = conn.execute(
+            insert(Job).returning(Job.id),
+            {
+                "uuid": uuid4(),
+                "state": "SCHEDULED",
+                "task": "rpmlint",
+                "item": "xchat-2.8.8-21.fc40",
+                "item_type": "koji_build",
+                "trigger_data": {},
+                "attempt": 1,
+                "state_by_system": False,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).scalar_one()
+
+    def delivery(kind: str) -> dict[str, object]:
+        return {
+            "uuid": uuid4().hex,  # as SQLite stores it; PostgreSQL reads it too
+            "job_id": job_id,
+            "kind": kind,
+            "sink": "execdb.job.created.v1",
+            "recipients": [],
+            "payload": {},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+
+    deliveries = Table("deliveries", MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        conn.execute(insert(deliveries), [delivery("message"), delivery("notification")])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(deliveries), delivery("postcard"))
+
+    downgrade(engine, "0004")
+    with engine.connect() as conn:
+        assert conn.execute(select(deliveries.c.kind)).scalars().all() == ["notification"]
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(deliveries), delivery("message"))
+    migrations.upgrade(engine)

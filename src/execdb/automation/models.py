@@ -1,4 +1,5 @@
-"""The outbox: what ExecDB must send (dispatches and notifications) until it has been sent.
+"""The outbox: what ExecDB must send (dispatches, notifications, bus messages) until it has
+been sent.
 
 A delivery is written in the same transaction as the state change that calls for it, so
 nothing that must be sent can be lost, and it is sent at least once by whichever worker
@@ -22,6 +23,7 @@ from execdb.jobs.models import BigId
 class Kind(StrEnum):
     DISPATCH = "dispatch"  # start a rescheduled job
     NOTIFICATION = "notification"  # tell people about a crash
+    MESSAGE = "message"  # a job's change on the Fedora message bus (automation.bus)
 
 
 class Status(StrEnum):
@@ -31,7 +33,8 @@ class Status(StrEnum):
 
 
 # A notification's sink: an e-mail to its recipients, or a POST to a [notify.webhooks] entry.
-# A dispatch's sink is the dispatcher's kind (dispatch.kind: "webhook" or "buildbot").
+# A dispatch's sink is the dispatcher's kind (dispatch.kind: "webhook" or "buildbot"); a
+# message's is its topic without the deployment's prefix ("execdb.job.created.v1").
 EMAIL_SINK = "email"
 _WEBHOOK = "webhook:"
 
@@ -52,7 +55,7 @@ class Delivery(Base):
     uuid: Mapped[UUID] = mapped_column(Uuid, unique=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     kind: Mapped[Kind] = mapped_column(string_enum(Kind, "delivery_kind"))
-    # Where it goes: "buildbot", "webhook", "webhook:NAME" or "email".
+    # Where it goes: "buildbot", "webhook", "webhook:NAME", "email" or a message's topic.
     sink: Mapped[str] = mapped_column(String(100))
     recipients: Mapped[list[str]]
     payload: Mapped[dict[str, Any]]

@@ -22,11 +22,28 @@ from execdb.db import Database
 from execdb.errors import JobNotFound
 from execdb.ids import uuid7
 from execdb.jobs.models import Job
+from execdb.prepared import Prepared
 from execdb.vocabulary import DispatchState
 
 DeliveryRow = Mapping[str, Any]
 
 _ERROR_MAX_CHARS = 2000
+# With the bus, every report writes a delivery: built once (execdb.prepared says why).
+_INSERT = Prepared(
+    insert(Delivery),
+    [
+        "uuid",
+        "job_id",
+        "kind",
+        "sink",
+        "recipients",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+    ],
+)
 
 
 def add(
@@ -41,8 +58,8 @@ def add(
     delivery_uuid: uuid.UUID | None = None,
 ) -> None:
     """Add a delivery in the caller's transaction: it exists if and only if the change does."""
-    conn.execute(
-        insert(Delivery),
+    _INSERT.execute(
+        conn,
         {
             "uuid": delivery_uuid or uuid7(),
             "job_id": job_id,

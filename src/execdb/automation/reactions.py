@@ -1,8 +1,10 @@
 """What a state change sets in motion, decided inside the transaction that makes the change.
 
 The job service calls these while it holds the job's row: a crash gets its retry time and its
-notifications, a rescheduled job its dispatch. Everything they write joins the caller's
-transaction, so that a change and what it calls for are committed together or not at all.
+notifications, a rescheduled job its dispatch, and with the bus configured every creation,
+accepted state change and reclassification its message (automation.bus). Everything they
+write joins the caller's transaction, so that a change and what it calls for are committed
+together or not at all.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from execdb.automation import outbox
+from execdb.automation.bus import Bus
 from execdb.automation.models import EMAIL_SINK, Kind, webhook_name
 from execdb.automation.policy import RetryDecision, decide_retry, recipients
 from execdb.automation.settings import DispatchSettings, NotifySettings, RetrySettings
 from execdb.causes.catalogue import Catalogue
 from execdb.jobs.schemas import JobPublic
 from execdb.jobs.states import JobRow
-from execdb.vocabulary import DispatchState, State
+from execdb.vocabulary import Actor, DispatchState, State
 
 
 class Reactions:
@@ -33,12 +36,32 @@ class Reactions:
         notify: NotifySettings,
         dispatch: DispatchSettings,
         base_url: str,
+        bus: bool = False,
     ) -> None:
+        """`bus`: whether job changes are published (bus.config is set); if not, nothing is
+        written for the bus."""
         self.catalogue = catalogue
         self.retry = retry
         self.notify = notify
         self.dispatch = dispatch
         self.base_url = base_url.rstrip("/")
+        self.bus = Bus(self.base_url) if bus else None
+
+    def created(self, conn: Connection, job: JobRow, actor: Actor, now: datetime) -> None:
+        if self.bus is not None:
+            self.bus.created(conn, job, actor, now)
+
+    def changed(
+        self, conn: Connection, before: JobRow, after: JobRow, actor: Actor, now: datetime
+    ) -> None:
+        if self.bus is not None:
+            self.bus.changed(conn, before, after, actor, now)
+
+    def reclassified(
+        self, conn: Connection, before: JobRow, after: JobRow, actor: Actor, now: datetime
+    ) -> None:
+        if self.bus is not None:
+            self.bus.reclassified(conn, before, after, actor, now)
 
     def ended(self, conn: Connection, job: JobRow, now: datetime) -> datetime | None:
         """Decide the retry of a job that has just ended and queue a crash's notifications."""

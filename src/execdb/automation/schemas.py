@@ -14,7 +14,9 @@ from execdb.automation.models import Kind, Status
 class DeliveryPublic(BaseModel):
     uuid: UUID = Field(description="Stable across attempts: receivers drop duplicates by it.")
     kind: Kind
-    sink: str = Field(description="buildbot, webhook, webhook:NAME or email.")
+    sink: str = Field(
+        description="buildbot, webhook, webhook:NAME, email, or a bus message's topic."
+    )
     recipients: list[str]
     status: Status
     attempts: int

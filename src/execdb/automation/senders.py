@@ -1,4 +1,5 @@
-"""Making one delivery: a webhook POST, an e-mail, or a build forced on Buildbot.
+"""Making one delivery: a webhook POST, an e-mail, a build forced on Buildbot, or a message
+published on the bus (automation.bus).
 
 Each delivery is made by a `Sender`, which `Senders` chooses from the delivery's kind and sink
 (the worker's only way out of the process; tests pass a double of their own). A sender raises
@@ -22,8 +23,14 @@ from typing import Any, Protocol
 import httpx
 
 from execdb import __version__
+from execdb.automation.bus import Publisher, PublishError
 from execdb.automation.models import EMAIL_SINK, Kind, webhook_name
-from execdb.automation.settings import DispatchSettings, NotifySettings, SmtpSettings
+from execdb.automation.settings import (
+    BusSettings,
+    DispatchSettings,
+    NotifySettings,
+    SmtpSettings,
+)
 
 USER_AGENT = f"ExecDB/{__version__}"
 
@@ -155,6 +162,17 @@ class BuildbotSender:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageSender:
+    publisher: Publisher
+
+    async def send(self, delivery: Mapping[str, Any]) -> None:
+        try:
+            await self.publisher.send(delivery)
+        except PublishError as exc:
+            raise DeliveryError(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
 class Unsendable:
     """A delivery whose sink the settings no longer name: it fails, saying why."""
 
@@ -168,16 +186,30 @@ class Senders:
     """The one place that turns a delivery's kind and sink into the sender that makes it."""
 
     def __init__(
-        self, client: httpx.AsyncClient, *, notify: NotifySettings, dispatch: DispatchSettings
+        self,
+        client: httpx.AsyncClient,
+        *,
+        notify: NotifySettings,
+        dispatch: DispatchSettings,
+        bus: BusSettings | None = None,
+        timeout: float = 20.0,
     ) -> None:
         self.client = client
         self.notify = notify
         self.dispatch = dispatch
+        # One publisher for all messages, which keeps each job's in order.
+        self._publisher = (
+            Publisher(bus.config, timeout) if bus is not None and bus.config is not None else None
+        )
 
     def __call__(self, delivery: Mapping[str, Any]) -> Sender:
         sink: str = delivery["sink"]
         if delivery["kind"] == Kind.DISPATCH:
             return self._dispatcher(sink)
+        if delivery["kind"] == Kind.MESSAGE:
+            if self._publisher is None:
+                return Unsendable("no bus.config in the settings (the fedora-messaging file)")
+            return MessageSender(self._publisher)
         if sink == EMAIL_SINK:
             return EmailSender(self.notify.smtp)
         name = webhook_name(sink)

@@ -1,4 +1,5 @@
-"""Settings of what ExecDB does by itself: retry rules, the watchdog, dispatch, notifications.
+"""Settings of what ExecDB does by itself: retry rules, the watchdog, dispatch, notifications,
+messages on the bus.
 
 They are sections of the settings file (see docs/policies.md); `config.Settings` holds them.
 Durations are seconds or a number with a unit: "90s", "15m", "6h", "2d".
@@ -17,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    FilePath,
     HttpUrl,
     PlainSerializer,
     model_validator,
@@ -343,4 +345,39 @@ class DeliverySettings(BaseModel):
     def _lease_outlasts_timeout(self) -> Self:
         if self.lease <= self.timeout:
             raise ValueError("lease must be longer than timeout")
+        return self
+
+
+class BusSettings(BaseModel):
+    """Publishing job changes on the Fedora message bus (docs/messages.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: FilePath | None = Field(
+        default=None,
+        description="fedora-messaging's TOML file (amqp_url, [tls], publish_exchange, "
+        "topic_prefix, [client_properties]). Unset: ExecDB publishes nothing and writes "
+        "nothing for the bus.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.config is not None
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        # fedora-messaging's own checks (unknown keys, queues, bindings ...), on a copy of its
+        # configuration: the process's own is loaded when the worker starts publishing.
+        # Imported only then: it brings jsonschema, which a deployment without a bus need not
+        # load.
+        if self.config is not None:
+            from fedora_messaging import config as fm_config
+            from fedora_messaging import exceptions as fm_exceptions
+
+            try:
+                fm_config.LazyConfig().load_config(str(self.config))
+            except fm_exceptions.ConfigurationException as exc:
+                raise ValueError(f"{self.config}: {exc.message}") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{self.config} cannot be read: {exc}") from None
         return self

@@ -11,7 +11,7 @@ from typing import Protocol
 from sqlalchemy.engine import Connection
 
 from execdb.jobs.states import JobRow
-from execdb.vocabulary import Blame, DispatchState
+from execdb.vocabulary import Actor, Blame, DispatchState
 
 
 class Reactions(Protocol):
@@ -25,6 +25,23 @@ class Reactions(Protocol):
 
     def rescheduled(self, conn: Connection, job: JobRow, now: datetime) -> DispatchState | None:
         """A new attempt was made: queue its dispatch; its dispatch state (None: none)."""
+        ...
+
+    def created(self, conn: Connection, job: JobRow, actor: Actor, now: datetime) -> None:
+        """A job was created (by a trigger, or as a new attempt): queue what tells of it."""
+        ...
+
+    def changed(
+        self, conn: Connection, before: JobRow, after: JobRow, actor: Actor, now: datetime
+    ) -> None:
+        """A report was taken: the job was `before` and now is `after`."""
+        ...
+
+    def reclassified(
+        self, conn: Connection, before: JobRow, after: JobRow, actor: Actor, now: datetime
+    ) -> None:
+        """An ended job got another blame or cause (`after`, as it now is), by a person or
+        a new run of the rules, in the transaction that changes it."""
         ...
 
     def retry_withdrawn(self, job: JobRow, now: datetime) -> str | None:

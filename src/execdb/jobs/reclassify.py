@@ -240,8 +240,11 @@ class Reclassifier:
             change = self.change(job, log, now) if log is not None else None
             if change is None:
                 return None
-            store.update_job(conn, job["id"], {**change.values, "updated_at": now})
+            after = {**change.values, "updated_at": now}
+            store.update_job(conn, job["id"], after)
             store.record(conn, job["id"], _event(change, actor, now))
+            if self.reactions is not None:
+                self.reactions.reclassified(conn, job, {**job, **after}, actor, now)
         return change
 
 

@@ -86,6 +86,8 @@ class JobService:
                 job = store.insert_job(conn, store.new_job(now, **new.model_dump(), dedup_key=key))
                 payload = new.model_dump(exclude={"trigger_data"}, exclude_none=True)
                 store.record(conn, job["id"], _created(actor, now, payload, "created"))
+                if self.reactions is not None:
+                    self.reactions.created(conn, job, actor, now)
             return job, True
         except IntegrityError:
             # Another process created the same job between our look-up and our insert.
@@ -218,7 +220,9 @@ class JobService:
             if done.ends_job and self.reactions is not None:
                 values["retry_at"] = self.reactions.ended(conn, {**job, **values}, now)
             store.update_job(conn, job["id"], values)
-            job = {**job, **values}
+            before, job = job, {**job, **values}
+            if self.reactions is not None:
+                self.reactions.changed(conn, before, job, actor, now)
             if claim.log is not None:
                 store.keep_log(conn, job["id"], claim.log, claim.log_bytes, report.state, now)
         event = done.event
@@ -267,9 +271,11 @@ class JobService:
         self, conn: Connection, job: JobRow, actor: Actor, now: datetime, why: str, *, force: bool
     ) -> JobRow:
         new = store.insert_job(conn, store.new_job(now, **states.new_attempt(job)))
-        if self.reactions is not None and (dispatch := self.reactions.rescheduled(conn, new, now)):
-            new["dispatch_state"] = dispatch
-            store.update_job(conn, new["id"], {"dispatch_state": dispatch})
+        if self.reactions is not None:
+            self.reactions.created(conn, new, actor, now)
+            if dispatch := self.reactions.rescheduled(conn, new, now):
+                new["dispatch_state"] = dispatch
+                store.update_job(conn, new["id"], {"dispatch_state": dispatch})
         store.update_job(
             conn, job["id"], {"rescheduled_as": new["uuid"], "retry_at": None, "updated_at": now}
         )
