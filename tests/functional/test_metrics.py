@@ -104,7 +104,7 @@ def test_a_scrape_after_a_known_workload_shows_it(make_server: StartServer) -> N
         assert client.get("/no/such/page").status_code == 404
         pending: dict[str, int] = {}
         for uuid in uuids:
-            for delivery in client.get(f"/api/v1/jobs/{uuid}/deliveries").json():
+            for delivery in client.get(f"/api/v1/jobs/{uuid}/deliveries").json()["data"]:
                 pending[delivery["kind"]] = pending.get(delivery["kind"], 0) + 1
         got = scrape(client)
 

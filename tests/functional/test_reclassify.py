@@ -158,7 +158,7 @@ def test_a_crash_nobody_classified_gets_the_new_rules_answer(deployment: Deploym
 
     with deployment.after.client() as client:
         last = events(client, nobody["uuid"])[-1]
-        deliveries = client.get(f"/api/v1/jobs/{nobody['uuid']}/deliveries").json()
+        deliveries = client.get(f"/api/v1/jobs/{nobody['uuid']}/deliveries").json()["data"]
     assert (last["actor"], last["outcome"], last["from_state"], last["to_state"]) == (
         "test-admin",
         "accepted",
