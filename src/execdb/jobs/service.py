@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
@@ -36,7 +37,7 @@ from execdb.jobs.search import JobSearch, conditions, search_column
 from execdb.jobs.states import Claim, Decision, JobRow
 from execdb.jobs.text import log_tail, shorten
 from execdb.paging import Cursor, Page
-from execdb.vocabulary import Actor, Outcome, State
+from execdb.vocabulary import Actor, ClassifiedBy, Outcome, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,18 +215,25 @@ class JobService:
         found: dict[str, object] = {
             "reported_blame": claim.blame,
             "reported_cause": cause,
-            "classified_by": "reporter" if specific else None,
+            "classified_by": ClassifiedBy.REPORTER if specific else None,
         }
-        if claim.log is None or self.classifier is None:
+        if self.classifier is None:
             return replace(claim, classification=found)
-        verdict = self.classifier.classify(claim.log)
-        found["rules_version"] = verdict.version
-        if verdict.cause is None:
+        evidence: tuple[Any, ...] = ()
+        if claim.log is not None:
+            verdict = self.classifier.classify(claim.log)
+            found["rules_version"] = verdict.version
+            if verdict.cause is not None:
+                evidence = tuple(verdict.evidence)
+                found["rule_id"] = verdict.rule
+                found["evidence"] = [{"line": e.line, "text": e.text} for e in evidence]
+        signed = self.classifier.signature(claim.log, claim.details, evidence)
+        if signed is not None:
+            found.update(signed.as_columns())
+        if not evidence:
             return replace(claim, classification=found)
-        found["rule_id"] = verdict.rule
-        found["evidence"] = [{"line": e.line, "text": e.text} for e in verdict.evidence]
         if not specific:
-            found["classified_by"] = "rules"
+            found["classified_by"] = ClassifiedBy.RULES
             return replace(claim, blame=verdict.blame, cause=verdict.cause, classification=found)
         reported = (cause, claim.blame or self.catalogue.default_blame(cause))
         if (verdict.cause, verdict.blame) != reported:
