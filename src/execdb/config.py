@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         description="A TOML file of log-classification rules merged over the shipped ones.",
     )
     require_token_for_reads: bool = False
+    session_lifetime: Duration = Field(
+        default=timedelta(hours=12),
+        description="How long a sign-in to the pages lasts, from signing in (a fixed time: "
+        "using the pages does not extend it); signing out or revoking the token ends it "
+        "sooner.",
+    )
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
         default=10.0,
         description="How long a process trusts a token it has recognised; a token revoked "

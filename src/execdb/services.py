@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from execdb.auth.service import TokenService
+from execdb.auth.sessions import SessionService
 from execdb.automation.outbox import Outbox
 from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
@@ -13,6 +14,7 @@ from execdb.config import Settings
 from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
 from execdb.jobs.service import JobService
+from execdb.jobs.triage import TriageService
 from execdb.prepared import Prepared
 from execdb.stats.service import StatsService
 
@@ -27,6 +29,8 @@ class Services:
     outbox: Outbox
     stats: StatsService
     classifier: Engine
+    triage: TriageService
+    sessions: SessionService
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -35,6 +39,13 @@ class Services:
         # database, so that bad rules stop start-up before anything is made.
         classifier = Engine(load_rules(catalogue, settings.rules_file))
         db = db or database(settings)
+        reactions = Reactions(
+            catalogue,
+            retry=settings.retry,
+            notify=settings.notify,
+            dispatch=settings.dispatch,
+            base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
+        )
         return cls(
             settings=settings,
             db=db,
@@ -51,19 +62,15 @@ class Services:
                     log_max_bytes=settings.log_max_bytes,
                     finished_log_sample=settings.finished_log_sample,
                 ),
-                reactions=Reactions(
-                    catalogue,
-                    retry=settings.retry,
-                    notify=settings.notify,
-                    dispatch=settings.dispatch,
-                    base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
-                ),
+                reactions=reactions,
                 classifier=classifier,
             ),
             tokens=TokenService(db, cache_seconds=settings.token_cache_seconds),
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
             classifier=classifier,
+            triage=TriageService(db, catalogue, reactions=reactions),
+            sessions=SessionService(db, lifetime=settings.session_lifetime),
         )
 
 

@@ -290,14 +290,14 @@ def _register_tokens(commands: Commands) -> None:
         "create",
         help="create a token and print its secret (once)",
         description="Create a token. Scopes: create (triggers), report (executors), "
-        "admin (everything).",
+        "triage (people who classify crashes), admin (everything).",
     )
     p.add_argument("name", help="who uses it, e.g. trigger or buildbot-prod")
     p.add_argument(
         "--scope",
         action="append",
         required=True,
-        choices=("create", "report", "admin"),
+        choices=("create", "report", "triage", "admin"),
         help="repeat for several scopes",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print only the secret")

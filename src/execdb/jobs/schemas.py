@@ -263,3 +263,34 @@ class EventList(BaseModel):
     data: list[EventPublic]
     prev: str | None
     next: str | None
+
+
+NOTE_MAX_CHARS = 2000
+
+
+class ClassificationIn(BaseModel):
+    """A person's classification of a crash (PUT /api/v1/jobs/<uuid>/classification)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"blame": "THIRD_PARTY", "cause": "koji.timeout", "note": "koji was down"},
+            ]
+        },
+    )
+
+    blame: BlameIn | None = Field(
+        default=None, description="Missing or null: the cause's default blame, else UNKNOWN."
+    )
+    cause: CauseCode = Field(
+        description="A cause code; one not in the catalogue is kept, with a warning."
+    )
+    note: Annotated[Text, StringConstraints(max_length=NOTE_MAX_CHARS)] | None = Field(
+        default=None, description=f"Why, for the history; at most {NOTE_MAX_CHARS} characters."
+    )
+
+
+class Classified(JobPublic):
+    retry: str = Field(description="What the classification did to the job's retry.")
+    warnings: list[str] = Field(default_factory=list)
