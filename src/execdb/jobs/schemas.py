@@ -193,7 +193,8 @@ class JobPublic(BaseModel):
     heartbeat_at: datetime | None = Field(description="The executor's last heartbeat.")
     classified_by: str | None = Field(
         description="Who gave the crash its blame and cause: reporter (the report named a "
-        "cause), rules (ExecDB's log classification), or null (nobody: no cause, or a symptom "
+        "cause), rules (ExecDB's log classification), person (classified by hand, never "
+        "overwritten by the rules), or null (nobody: no cause, or a symptom "
         "such as status_file.missing that the rules could not refine)."
     )
     reported_blame: Blame | None = Field(description="The blame the CRASHED report sent.")
@@ -210,6 +211,16 @@ class JobPublic(BaseModel):
     )
     rules_cause: str | None = Field(
         description="The rules' cause, where it disagrees with the reported cause (which wins)."
+    )
+    signature: str | None = Field(
+        description="What went wrong, for grouping: a hash of signature_text (search with "
+        "`signature=`)."
+    )
+    signature_text: str | None = Field(
+        description="The crash's key error line with its variable parts masked."
+    )
+    signature_line: int | None = Field(
+        description="Where that line is in the kept log (null: from the details)."
     )
     created_at: datetime
     started_at: datetime | None
