@@ -34,6 +34,7 @@ from execdb.vocabulary import Actor, Blame, ClassifiedBy, Outcome, State
 GROUP_MAX = 500
 GROUPS_SHOWN = 50
 TASKS_SHOWN = 5
+CHAIN_MAX = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,11 @@ class TriageService:
                 done.append(job_uuid)
         return done
 
+    def fixed_by_retry(self, crashes: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these crashes a later attempt FINISHED (see `fixed_by_retry`)."""
+        with self.db.read() as conn:
+            return fixed_by_retry(conn, crashes)
+
     def groups(self, since: datetime, limit: int = GROUPS_SHOWN) -> Triage:
         """The unclassified crashes since `since`, by signature, biggest and newest first."""
         window = [*unclassified(self.catalogue), Job.created_at >= since]
@@ -285,6 +291,37 @@ class TriageService:
             arches=_top(arches),
             example=example,
         )
+
+
+def fixed_by_retry(conn: Connection, crashes: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these crashes a later attempt of theirs FINISHED: "fixed by a retry".
+
+    Attempts link forward by uuid (`rescheduled_as`); each round reads the next attempts of
+    every chain still open at once, and chains are short (CHAIN_MAX rounds at most).
+    """
+    wanted = list(crashes)
+    if not wanted:
+        return set()
+    first = select(Job.uuid, Job.state, Job.rescheduled_as).where(Job.uuid.in_(wanted))
+    rows = list(conn.execute(first))
+    pending: dict[Any, set[uuid.UUID]] = {}
+    for row in rows:
+        if row.state == State.CRASHED and row.rescheduled_as is not None:
+            pending.setdefault(row.rescheduled_as, set()).add(row.uuid)
+    fixed: set[uuid.UUID] = set()
+    for _ in range(CHAIN_MAX):
+        if not pending:
+            break
+        later = select(Job.uuid, Job.state, Job.rescheduled_as).where(Job.uuid.in_(list(pending)))
+        following: dict[Any, set[uuid.UUID]] = {}
+        for row in conn.execute(later):
+            origins = pending[row.uuid]
+            if row.state == State.FINISHED:
+                fixed |= origins
+            elif row.rescheduled_as is not None:
+                following.setdefault(row.rescheduled_as, set()).update(origins)
+        pending = following
+    return fixed
 
 
 def _top(counts: dict[str, int]) -> list[tuple[str, int]]:
