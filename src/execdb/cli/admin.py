@@ -1,4 +1,4 @@
-"""Admin commands: serve, db upgrade/current, token create/list/revoke."""
+"""Admin commands: serve, db upgrade/current, token create/list/revoke, session revoke."""
 
 from __future__ import annotations
 
@@ -231,6 +231,19 @@ def token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def session_revoke(args: argparse.Namespace) -> int:
+    from execdb.db import utcnow
+    from execdb.errors import ExecDBError
+
+    services = _ready_services(settings_of(args))
+    try:
+        ended = services.sessions.revoke(args.name, utcnow())
+    except ExecDBError as exc:
+        raise CommandError(exc.message) from None
+    print(f"ended {ended} session(s) of token {args.name!r}")
+    return 0
+
+
 def register(commands: Commands) -> None:
     _register_processes(commands)
     _register_database(commands)
@@ -305,6 +318,14 @@ def _register_tokens(commands: Commands) -> None:
     p = tokens.add_parser("list", help="list tokens (never their secrets)")
     p.add_argument("--all", action="store_true", help="include revoked tokens")
     p.set_defaults(run=token_list)
-    p = tokens.add_parser("revoke", help="revoke a token by name")
+    p = tokens.add_parser(
+        "revoke", help="revoke a token by name (its sign-in sessions end with it)"
+    )
     p.add_argument("name")
     p.set_defaults(run=token_revoke)
+    sessions = commands.add_parser("session", help="sign-in sessions of the pages")
+    p = sessions.add_subparsers(metavar="COMMAND", required=True).add_parser(
+        "revoke", help="sign out every browser signed in with a token, keeping the token"
+    )
+    p.add_argument("name", help="the token's name")
+    p.set_defaults(run=session_revoke)
