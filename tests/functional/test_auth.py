@@ -19,17 +19,20 @@ SCOPE = {
     ("PATCH", "/api/v1/jobs/{job_uuid}"): "report",
     ("POST", "/api/v1/jobs/{job_uuid}/reschedule"): "create",
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): "report",
+    ("PUT", "/api/v1/jobs/{job_uuid}/classification"): "triage",
 }
 BODY = {
     ("POST", "/api/v1/jobs"): {"task": "t", "item": "i", "item_type": "koji_build"},
     ("PATCH", "/api/v1/jobs/{job_uuid}"): {"state": "RUNNING"},
     ("POST", "/api/v1/jobs/{job_uuid}/reschedule"): {},
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): None,
+    ("PUT", "/api/v1/jobs/{job_uuid}/classification"): {"cause": "task.exception"},
 }
 # The state a route's job is put in first, so that the request can succeed.
 FROM = {
     ("POST", "/api/v1/jobs/{job_uuid}/reschedule"): "CANCELLED",
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): "RUNNING",
+    ("PUT", "/api/v1/jobs/{job_uuid}/classification"): "CRASHED",
 }
 
 
@@ -108,10 +111,12 @@ def test_the_wrong_scope_is_403(server: LiveServer, route: tuple[str, str]) -> N
 
 
 @pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
-@pytest.mark.parametrize("token", ["admin", "both"])
+@pytest.mark.parametrize("token", ["admin", "scoped"])
 def test_the_right_scope_or_admin_is_accepted(
     server: LiveServer, route: tuple[str, str], token: str
 ) -> None:
+    if token == "scoped":
+        token = "triage" if SCOPE[route] == "triage" else "both"
     status, text = _call(server, route, {"Authorization": f"Bearer {server.tokens[token]}"})
     assert status in (200, 201), text
 
