@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
-from execdb.errors import NotFound, TransitionRefused
+from execdb.errors import JobNotFound, TransitionRefused
 from execdb.jobs import store
 from execdb.jobs.interfaces import Reactions
 from execdb.jobs.models import Job
@@ -124,7 +124,7 @@ class TriageService:
         with self.db.read() as conn:
             job = store.JOB_BY_UUID.one_or_none(conn, {"uuid": job_uuid})
         if job is None:
-            raise NotFound(f"no job with uuid {job_uuid}")
+            raise JobNotFound(job_uuid)
         _check_crashed(job)
         return self._effect(job, self._values(job, change), now)
 
@@ -186,11 +186,9 @@ class TriageService:
         self, signature: str | None, since: datetime, change: ClassificationIn, now: datetime
     ) -> GroupEffect:
         with self.db.read() as conn:
-            jobs = [
-                store.JOB_BY_UUID.one_or_none(conn, {"uuid": u})
-                for u in self._group_ids(conn, signature, since)
-            ]
-        effects = [self._effect(j, self._values(j, change), now) for j in jobs if j is not None]
+            wanted = self._group_ids(conn, signature, since)
+            jobs = list(conn.execute(store.JOB.where(Job.uuid.in_(wanted))).mappings())
+        effects = [self._effect(j, self._values(j, change), now) for j in jobs]
         return GroupEffect(
             len(effects),
             sum(1 for e in effects if e.before is None and e.after is not None),
@@ -227,18 +225,19 @@ class TriageService:
         window = [*unclassified(self.catalogue), Job.created_at >= since]
         count = func.count().label("n")
         last = func.max(Job.created_at).label("last")
-        stmt = (
+        grouped = (
             select(Job.signature, count, func.min(Job.created_at).label("first"), last)
             .where(*window)
             .group_by(Job.signature)
-            .order_by(desc(count), desc(last))
         )
+        each = grouped.subquery()
+        totals = select(func.count(), func.coalesce(func.sum(each.c.n), 0))
         with self.db.read() as conn:
-            rows = list(conn.execute(stmt))
-            shown = rows[:limit]
+            groups_count, crashes = conn.execute(totals).one()
+            shown = list(conn.execute(grouped.order_by(desc(count), desc(last)).limit(limit)))
             spread = self._spread(conn, window, [r.signature for r in shown])
             groups = [self._group(conn, window, row, spread) for row in shown]
-        return Triage(groups, sum(r.n for r in rows), len(rows))
+        return Triage(groups, int(crashes), int(groups_count))
 
     def _spread(
         self, conn: Connection, window: list[ColumnElement[bool]], signatures: Iterable[str | None]

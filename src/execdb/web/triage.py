@@ -22,6 +22,7 @@ from execdb.db import utcnow
 from execdb.errors import InvalidInput, JobNotFound
 from execdb.jobs.schemas import ClassificationIn
 from execdb.jobs.triage import GROUP_MAX
+from execdb.services import Services
 from execdb.vocabulary import Actor
 from execdb.web.forms import form_of, signed_in
 from execdb.web.pages import PageRoute, render, root_path
@@ -108,7 +109,7 @@ async def classify_group(request: Request, services: ServicesDep) -> Response:
 
 
 def _confirm(
-    form: dict[str, str], change: ClassificationIn, effect: str, back: str, services: Any
+    form: dict[str, str], change: ClassificationIn, effect: str, back: str, services: Services
 ) -> dict[str, Any]:
     known = change.cause in services.catalogue
     return {

@@ -92,7 +92,7 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
     live = await stats(state="SCHEDULED,RUNNING", since=EPOCH, uncategorized_limit=0)
     day = await stats(since=format.iso(day_ago), uncategorized_limit=0)
     week = await stats(since=format.iso(week_ago), uncategorized_limit=UNCATEGORIZED_SHOWN)
-    listed = [uuid.UUID(str(j.uuid)) for j in week.uncategorized.jobs]
+    listed = [j.uuid for j in week.uncategorized.jobs]
     fixed = await services.db.run(services.triage.fixed_by_retry, listed)
     return render(
         request,
