@@ -210,3 +210,22 @@ def test_revoking_the_token_or_the_sessions_ends_them(make_server: StartServer) 
         assert other.get("/jobs").status_code == 200
         services.tokens.revoke("test-admin", utcnow())
         assert other.get("/jobs").status_code == 401
+
+
+def test_a_bad_form_or_window_is_a_page_naming_what_is_wrong(server: LiveServer) -> None:
+    job = crash(server, details="segfault")
+    path = f"/jobs/{job['uuid']}"
+    with browser(server) as client:
+        sign_in(client, server, "triage")
+        csrf = csrf_of(client.get(path))
+        bad = client.post(f"{path}/classification", data={"csrf": csrf, "cause": "Not A Code"})
+        assert bad.status_code == 400
+        assert "cause" in text_of(bad)
+        json_body = client.post(f"{path}/classification", json={"csrf": csrf, "cause": "x.y"})
+        assert json_body.status_code == 400
+        assert "application/x-www-form-urlencoded" in text_of(json_body)
+        window = client.get("/triage", params={"period": "fortnight"})
+        assert window.status_code == 400
+        assert "period: one of 24h, 7d, 30d" in text_of(window)
+    with server.client() as api:
+        assert api.get(f"/api/v1{path}").json()["classified_by"] is None
