@@ -65,7 +65,12 @@ def test_a_person_classifies_a_crash_and_the_history_says_who(server: LiveServer
     assert "by test-triage" in last["message"]
     with server.client() as client:
         stored = client.get(f"/api/v1/jobs/{job['uuid']}").json()
+        stats = client.get("/api/v1/stats").json()
+        page = client.get("/stats")
     assert (stored["cause"], stored["classified_by"]) == ("task.exception", "person")
+    assert stats["by_classification"] == {"reporter": 0, "rules": 0, "person": 1, "nobody": 0}
+    assert page.status_code == 200
+    assert "1 by a person" in page.text
 
 
 def test_who_may_classify(server: LiveServer) -> None:
