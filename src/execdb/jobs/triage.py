@@ -225,8 +225,11 @@ class TriageService:
         window = [*unclassified(self.catalogue), Job.created_at >= since]
         count = func.count().label("n")
         last = func.max(Job.created_at).label("last")
+        # The newest crash of a group is its example: ids grow with time, and the id is in
+        # every index, so the examples come with the groups and are read in one query.
+        newest = func.max(Job.id).label("example")
         grouped = (
-            select(Job.signature, count, func.min(Job.created_at).label("first"), last)
+            select(Job.signature, count, func.min(Job.created_at).label("first"), last, newest)
             .where(*window)
             .group_by(Job.signature)
         )
@@ -236,7 +239,10 @@ class TriageService:
             groups_count, crashes = conn.execute(totals).one()
             shown = list(conn.execute(grouped.order_by(desc(count), desc(last)).limit(limit)))
             spread = self._spread(conn, window, [r.signature for r in shown])
-            groups = [self._group(conn, window, row, spread) for row in shown]
+            ids = [r.example for r in shown]
+            found = conn.execute(store.JOB.where(Job.id.in_(ids))).mappings()
+            examples = {e["id"]: e for e in found}
+            groups = [_group(row, spread, examples.get(row.example)) for row in shown]
         return Triage(groups, int(crashes), int(groups_count))
 
     def _spread(
@@ -259,37 +265,23 @@ class TriageService:
             found.setdefault(row.signature, []).append(row)
         return found
 
-    def _group(
-        self,
-        conn: Connection,
-        window: list[ColumnElement[bool]],
-        row: Any,
-        spread: dict[str | None, list[Any]],
-    ) -> Group:
-        tasks: dict[str, int] = {}
-        arches: dict[str, int] = {}
-        for part in spread.get(row.signature, []):
-            tasks[part.task] = tasks.get(part.task, 0) + part.n
-            arches[part.arch or "-"] = arches.get(part.arch or "-", 0) + part.n
-        example = (
-            conn.execute(
-                store.JOB.where(*window, _of_signature(row.signature))
-                .order_by(Job.created_at.desc())
-                .limit(1)
-            )
-            .mappings()
-            .first()
-        )
-        return Group(
-            signature=row.signature,
-            text=example["signature_text"] if example else None,
-            count=row.n,
-            first=row.first,
-            last=row.last,
-            tasks=_top(tasks),
-            arches=_top(arches),
-            example=example,
-        )
+
+def _group(row: Any, spread: dict[str | None, list[Any]], example: JobRow | None) -> Group:
+    tasks: dict[str, int] = {}
+    arches: dict[str, int] = {}
+    for part in spread.get(row.signature, []):
+        tasks[part.task] = tasks.get(part.task, 0) + part.n
+        arches[part.arch or "-"] = arches.get(part.arch or "-", 0) + part.n
+    return Group(
+        signature=row.signature,
+        text=example["signature_text"] if example else None,
+        count=row.n,
+        first=row.first,
+        last=row.last,
+        tasks=_top(tasks),
+        arches=_top(arches),
+        example=example,
+    )
 
 
 def fixed_by_retry(conn: Connection, crashes: Iterable[uuid.UUID]) -> set[uuid.UUID]:
