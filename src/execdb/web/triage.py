@@ -30,6 +30,7 @@ from execdb.web.pages import PageRoute, render, root_path
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 PERIODS = {"24h": 1, "7d": 7, "30d": 30}
+PERIOD_LABELS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days"}
 DEFAULT_PERIOD = "7d"
 # The rules editor, when the application has one, makes a rule from a group's signature.
 RULE_FROM_GROUP = "/rules/new"
@@ -138,7 +139,7 @@ async def triage_page(request: Request, services: ServicesDep) -> Response:
             "now": now,
             "triage": found,
             "period": period,
-            "PERIODS": PERIODS,
+            "PERIODS": PERIOD_LABELS,
             "GROUP_MAX": GROUP_MAX,
             "fixed": fixed,
             "catalogue": services.catalogue,
