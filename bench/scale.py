@@ -10,7 +10,7 @@ a time over one keep-alive connection, after a warm-up:
   search        GET /api/v1/jobs with common filters, page 1 and page 100 (following `next`)
   job           GET /api/v1/jobs/<uuid> and the job page /jobs/<uuid>, random jobs
   stats         GET /api/v1/stats, the last 30 days by cause per day, and others
-  dashboard     GET /, if the server has one
+  dashboard     GET /, if the server has one, and /triage over 7 and 30 days
   metrics       GET /metrics, if the server has one: back to back (the terminal states'
                 count kept, as most scrapes find it), and once a second with the server's
                 metrics_cache_seconds at 1 (every scrape counts every job)
@@ -59,7 +59,7 @@ DEFAULT_JSON = BENCH_DIR / "results" / "scale.json"
 DEFAULT_DATA = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "execdb-bench"
 UTC = dt.UTC
 MICROSECOND = dt.timedelta(microseconds=1)
-SEED_FORMAT = 2  # bump when the generated data changes
+SEED_FORMAT = 3  # bump when the generated data changes
 
 # p50 goals on this 2-core machine, per kind of measurement.
 TARGETS_MS = {
@@ -126,7 +126,7 @@ JOB_COLUMNS = (
     "id", "uuid", "state", "task", "item", "item_type", "arch", "msg_id", "dedup_key",
     "trigger_data", "executor", "blame", "cause", "details", "attempt", "rescheduled_from",
     "rescheduled_as", "state_by_system", "created_at", "started_at", "finished_at",
-    "updated_at", "queue_us", "run_us",
+    "updated_at", "queue_us", "run_us", "signature", "signature_text",
 )  # fmt: skip
 EVENT_COLUMNS = (
     "id", "job_id", "at", "actor", "by_system", "from_state", "to_state", "outcome", "payload",
@@ -288,6 +288,11 @@ class Seeder:
             else None
         )
         previous = planned.previous
+        signature = signature_text = None
+        if state == "CRASHED":
+            # A few dozen kinds of failure per cause, as the masked key lines group them.
+            signature_text = f"{cause or 'unknown'}: failure of kind <n> ({rng.randint(0, 29)})"
+            signature = hashlib.sha256(signature_text.encode()).hexdigest()[:16]
         job = [
             self.job_id,
             job_uuid.hex,
@@ -313,6 +318,8 @@ class Seeder:
             _stamp(finished or started or created),
             (started - created) // MICROSECOND if started else None,
             (finished - started) // MICROSECOND if started and finished else None,
+            signature,
+            signature_text,
         ]
         if previous is not None:
             previous[16] = job_uuid.hex  # rescheduled_as: rows are written in batches, later
@@ -637,6 +644,10 @@ def plan(client: Client, source: Path, meta: dict[str, Any], repeat: int) -> lis
             ["/metrics"],
             pause=METRICS_CACHE_SECONDS + 0.05,
         )
+    )
+    measurements.append(Measurement("dashboard", "triage /triage (7 days)", ["/triage"]))
+    measurements.append(
+        Measurement("dashboard", "triage /triage?period=30d", ["/triage?period=30d"])
     )
     return measurements
 

@@ -81,6 +81,7 @@ def make_tokens(services: Services) -> dict[str, str]:
         "create": ["create"],
         "report": ["report"],
         "both": ["create", "report"],
+        "triage": ["triage"],
     }.items():
         tokens[name] = services.tokens.create(f"test-{name}", scopes, now)[1]
     tokens["revoked"] = services.tokens.create("test-revoked", ["admin"], now)[1]

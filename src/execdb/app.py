@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from execdb import __version__, accesslog, migrations
 from execdb.api import admin as admin_api
+from execdb.api import classification as classification_api
 from execdb.api import jobs as jobs_api
 from execdb.api.causes import router as causes_router
 from execdb.api.health import router as health_router
@@ -25,6 +26,8 @@ from execdb.http import BodyLimitMiddleware, own_body_components, register_handl
 from execdb.metrics import RequestTimer
 from execdb.services import Services
 from execdb.web import apidocs
+from execdb.web import signin as web_signin
+from execdb.web import triage as web_triage
 from execdb.web import views as web
 from execdb.worker import background
 
@@ -34,7 +37,16 @@ their state, and a crash says who is to blame and why. Writes need
 `Authorization: Bearer <token>`; see the README for a walk-through with curl.
 """
 
-ROUTERS = (health_router, causes_router, stats_router, metrics_router, web.router, apidocs.router)
+ROUTERS = (
+    health_router,
+    causes_router,
+    stats_router,
+    metrics_router,
+    web.router,
+    web_triage.router,
+    web_signin.router,
+    apidocs.router,
+)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -94,6 +106,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # traffic.
     jobs_api.own_body.add_to(app)
     admin_api.own_body.add_to(app)
+    classification_api.own_body.add_to(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         "jobs for /metrics (a count over nearly every job); SCHEDULED and RUNNING are counted "
         "on every scrape.",
     )
+    session_lifetime: Duration = Field(
+        default=timedelta(hours=12),
+        description="How long a sign-in to the pages lasts, from signing in (a fixed time: "
+        "using the pages does not extend it); signing out or revoking the token ends it "
+        "sooner.",
+    )
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
         default=10.0,
         description="How long a process trusts a token it has recognised; a token revoked "

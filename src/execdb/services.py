@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from execdb.auth.service import TokenService
+from execdb.auth.sessions import SessionService
 from execdb.automation.outbox import Outbox
 from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
@@ -14,6 +15,7 @@ from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
 from execdb.jobs.reclassify import Reclassifier
 from execdb.jobs.service import JobService
+from execdb.jobs.triage import TriageService
 from execdb.metrics import DatabaseFigures, Metrics
 from execdb.prepared import Prepared
 from execdb.stats.service import StatsService
@@ -32,6 +34,8 @@ class Services:
     reclassifier: Reclassifier
     metrics: Metrics
     figures: DatabaseFigures
+    triage: TriageService
+    sessions: SessionService
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -74,6 +78,8 @@ class Services:
             reclassifier=Reclassifier(db, catalogue, classifier, reactions=reactions),
             metrics=Metrics(catalogue),
             figures=DatabaseFigures(db, terminal_cache_seconds=settings.metrics_cache_seconds),
+            triage=TriageService(db, catalogue, reactions=reactions),
+            sessions=SessionService(db, lifetime=settings.session_lifetime),
         )
 
 

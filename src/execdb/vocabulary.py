@@ -30,6 +30,24 @@ class Outcome(StrEnum):
     REPLACED = "replaced"  # accepted, replacing a terminal state that ExecDB itself had set
     REPEATED = "repeated"  # the job already was in that state with that content: nothing changed
     REFUSED = "refused"
+    CLASSIFIED = "classified"  # a person gave a crash its blame and cause (not a report)
+
+
+class ClassifiedBy(StrEnum):
+    """Who gave a crash its blame and cause (a job's `classified_by`; null: nobody).
+
+    A person's word is final: neither the rules of a later report nor a reclassification of
+    stored crashes ever overwrites a crash that `PERSON` classified (`kept_by_person`).
+    """
+
+    REPORTER = "reporter"
+    RULES = "rules"
+    PERSON = "person"
+
+
+def kept_by_person(classified_by: str | None) -> bool:
+    """Whether a crash's classification is a person's, which rules must leave alone."""
+    return classified_by == ClassifiedBy.PERSON
 
 
 TERMINAL: frozenset[State] = frozenset({State.FINISHED, State.CRASHED, State.CANCELLED})

@@ -51,6 +51,8 @@ def query_of(url: str) -> list[tuple[str, str]]:
         ("job", "/jobs/{crashed}"),
         ("stats", "/stats"),
         ("causes", "/causes"),
+        ("triage", "/triage"),
+        ("signin", "/signin"),
     ],
 )
 def test_every_page_renders_and_fits_the_screen(

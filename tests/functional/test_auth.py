@@ -20,6 +20,7 @@ SCOPE = {
     ("POST", "/api/v1/jobs/{job_uuid}/reschedule"): "create",
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): "report",
     ("POST", "/api/v1/admin/reclassify"): "admin",
+    ("PUT", "/api/v1/jobs/{job_uuid}/classification"): "triage",
 }
 BODY = {
     ("POST", "/api/v1/jobs"): {"task": "t", "item": "i", "item_type": "koji_build"},
@@ -27,11 +28,13 @@ BODY = {
     ("POST", "/api/v1/jobs/{job_uuid}/reschedule"): {},
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): None,
     ("POST", "/api/v1/admin/reclassify"): {"dry_run": False},
+    ("PUT", "/api/v1/jobs/{job_uuid}/classification"): {"cause": "task.exception"},
 }
 # The state a route's job is put in first, so that the request can succeed.
 FROM = {
     ("POST", "/api/v1/jobs/{job_uuid}/reschedule"): "CANCELLED",
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): "RUNNING",
+    ("PUT", "/api/v1/jobs/{job_uuid}/classification"): "CRASHED",
 }
 
 
@@ -110,10 +113,12 @@ def test_the_wrong_scope_is_403(server: LiveServer, route: tuple[str, str]) -> N
 
 
 @pytest.mark.parametrize("route", sorted(SCOPE), ids=" ".join)
-@pytest.mark.parametrize("token", ["admin", "both"])
+@pytest.mark.parametrize("token", ["admin", "scoped"])
 def test_the_right_scope_or_admin_is_accepted(
     server: LiveServer, route: tuple[str, str], token: str
 ) -> None:
+    if token == "scoped":
+        token = "triage" if SCOPE[route] == "triage" else "both"
     status, text = _call(server, route, {"Authorization": f"Bearer {server.tokens[token]}"})
     if SCOPE[route] == "admin" and token != "admin":
         assert status == 403, "create and report together are not admin"

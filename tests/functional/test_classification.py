@@ -72,7 +72,7 @@ def test_a_symptom_cause_is_refined_and_a_named_one_stays(server: LiveServer) ->
         stats = client.get("/api/v1/stats").json()
         series = client.get("/api/v1/stats", params={"interval": "day"}).json()["series"]
     (today,) = [b for b in series["buckets"] if b["total"]]
-    assert today["by_classification"] == {"reporter": 2, "rules": 1, "nobody": 0}
+    assert today["by_classification"] == {"reporter": 2, "rules": 1, "person": 0, "nobody": 0}
     assert (symptom["blame"], symptom["cause"], symptom["classified_by"]) == (
         "THIRD_PARTY",
         "koji.timeout",
@@ -88,7 +88,7 @@ def test_a_symptom_cause_is_refined_and_a_named_one_stays(server: LiveServer) ->
     assert named["evidence"] == [{"line": 42, "text": KOJI_TIMEOUT}]
     assert (agreed["classified_by"], agreed["rules_cause"]) == ("reporter", None)
     assert stats["disagreements"] == 1
-    assert stats["by_classification"] == {"reporter": 2, "rules": 1, "nobody": 0}
+    assert stats["by_classification"] == {"reporter": 2, "rules": 1, "person": 0, "nobody": 0}
 
 
 def test_a_crash_without_a_log_has_no_classification_and_no_log(server: LiveServer) -> None:

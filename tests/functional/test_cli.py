@@ -709,3 +709,23 @@ def test_every_option_and_argument_has_help() -> None:
         if not isinstance(action, argparse._SubParsersAction) and action.help is None
     ]
     assert not missing, missing
+
+
+def test_session_revoke_signs_out_every_browser_of_a_token(execdb: Execdb, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run = execdb.using(EXECDB_DATA_DIR=data)
+    created = run("token", "create", "alice", "--scope", "triage", "-q")
+    assert created.returncode == 0, created
+    services = Services.build(Settings(data_dir=data))
+    try:
+        started = [services.sessions.start(created.stdout.strip(), utcnow()) for _ in range(2)]
+        secrets = [s[0] for s in started if s is not None]
+        assert len(secrets) == 2
+        ended = run("session", "revoke", "alice")
+        assert ended.returncode == 0, ended
+        assert "ended 2 session(s) of token 'alice'" in ended.stdout
+        assert all(services.sessions.recognise(s, utcnow()) is None for s in secrets)
+        assert run("token", "list").stdout.split()[:2] == ["alice", "triage"], "token kept"
+    finally:
+        services.db.close()
+    assert "no active token named 'bob'" in failed_cleanly(run("session", "revoke", "bob"))

@@ -44,6 +44,7 @@ OPERATIONS = (
     "POST /api/v1/jobs/{job_uuid}/reschedule",
     "POST /api/v1/jobs/{job_uuid}/heartbeat",
     "GET /api/v1/jobs/{job_uuid}/deliveries",
+    "PUT /api/v1/jobs/{job_uuid}/classification",
     "GET /api/v1/causes",
     "GET /api/v1/stats",
     "POST /api/v1/admin/reclassify",

@@ -328,7 +328,10 @@ def test_the_stats_page_shows_how_crashes_were_classified(server: LiveServer) ->
         job_in(client, "CRASHED")
     page = get(server, "/stats")
     words = text_of(page)
-    assert "Of 2 crashes: 1 by the reporter, 1 by ExecDB's rules from the log, 0 by nobody" in words
+    assert (
+        "Of 2 crashes: 1 by the reporter, 1 by ExecDB's rules from the log, 0 by a person, "
+        "0 by nobody" in words
+    )
     assert 'id="classification-rate' in page.text
 
 

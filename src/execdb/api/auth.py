@@ -1,4 +1,5 @@
-"""Request authentication: `Authorization: Bearer <token>` and the scope a route needs."""
+"""Request authentication: `Authorization: Bearer <token>` and the scope a route needs, and
+the pages' sign-in session (a cookie, execdb.auth.sessions), which any read accepts too."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi.security import HTTPBearer
 
 from execdb.api.deps import get_services
 from execdb.auth.service import Token
+from execdb.auth.sessions import Session
+from execdb.db import utcnow
 from execdb.errors import Forbidden, Unauthenticated
 from execdb.vocabulary import Actor
 
@@ -65,8 +68,27 @@ async def require_token(request: Request) -> None:
     await _token(request)
 
 
+SESSION_COOKIE = "execdb_session"
+
+
+async def session_of(request: Request) -> Session | None:
+    """The request's sign-in session, if its cookie names one that has not ended (looked up
+    once per request)."""
+    if hasattr(request.state, "session"):
+        found: Session | None = request.state.session
+        return found
+    secret = request.cookies.get(SESSION_COOKIE)
+    session = None
+    if secret and len(secret) <= 100:
+        services = get_services(request)
+        session = await services.db.run(services.sessions.recognise, secret, utcnow())
+    request.state.session = session
+    return session
+
+
 async def _read_access(request: Request) -> None:
-    if get_services(request).settings.require_token_for_reads:
+    session = await session_of(request)
+    if get_services(request).settings.require_token_for_reads and session is None:
         await _token(request)
 
 

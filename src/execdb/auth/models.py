@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from execdb.db import Base
@@ -32,3 +32,22 @@ class ApiToken(Base):
             postgresql_where=text("revoked_at IS NULL"),
         ),
     )
+
+
+class WebSession(Base):
+    """A browser's sign-in: the SHA-256 of the cookie's secret, the token it acts for, and
+    when it ends. It ends at `expires_at`, at sign-out or revocation (`ended_at`), and when
+    its token is revoked."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_web_sessions_token_id", "token_id"),)

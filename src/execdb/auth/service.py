@@ -29,7 +29,7 @@ from execdb.auth.models import ApiToken
 from execdb.db import Database
 from execdb.errors import InvalidInput, NotFound
 
-SCOPES = ("create", "report", "admin")
+SCOPES = ("create", "report", "triage", "admin")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}\Z")  # \Z: no final newline
 RESERVED_NAMES = frozenset({"execdb"})  # the actor name of ExecDB's own reports
 PREFIX = "execdb_"
@@ -55,7 +55,7 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _token(row: Row[Any]) -> Token:
+def token_of(row: Row[Any]) -> Token:
     return Token(row.name, frozenset(row.scopes.split()), row.created_at, row.revoked_at)
 
 
@@ -105,7 +105,7 @@ class TokenService:
         if not include_revoked:
             stmt = stmt.where(ApiToken.revoked_at.is_(None))
         with self.db.read() as conn:
-            return [_token(row) for row in conn.execute(stmt)]
+            return [token_of(row) for row in conn.execute(stmt)]
 
     def revoke(self, name: str, now: datetime) -> None:
         with self.db.write() as conn:
@@ -130,7 +130,7 @@ class TokenService:
         if row is None:
             self._recognised.pop(key, None)
             return None
-        token = _token(row)
+        token = token_of(row)
         if self.cache_seconds > 0:
             if len(self._recognised) >= self.CACHE_LIMIT:
                 self._recognised.clear()

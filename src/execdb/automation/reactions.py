@@ -70,6 +70,14 @@ class Reactions:
             self.crashed(conn, {**job, "retry_at": retry.retry_at}, retry, now)
         return retry.retry_at
 
+    def retry_for(self, job: JobRow, now: datetime) -> datetime | None:
+        """The retry a crash classified as `job` says would get (None: none). A retry already
+        due keeps its time, so that classifying a crash again never postpones its retry."""
+        retry = decide_retry(job, self.retry, self.catalogue, now)
+        if retry.retry_at is not None and job.get("retry_at") is not None:
+            return job["retry_at"]  # type: ignore[no-any-return]
+        return retry.retry_at
+
     def crashed(self, conn: Connection, job: JobRow, retry: RetryDecision, now: datetime) -> None:
         """Queue the notifications of a crash (the job as it now is)."""
         pending = retry.retry_at is not None

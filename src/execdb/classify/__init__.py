@@ -4,6 +4,7 @@
     rules.py     the rule model, the loader and the merge
     regex.py     RE2 over bytes: line patterns and the one-pass pattern set
     engine.py    matching, "root cause wins", the verdict and its evidence
+    signature.py a crash's key error line, masked, for grouping
     logs.py      bounded reads of a log's tail
     corpus.py    precision and recall over a labelled corpus
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from execdb.classify.regex import PatternSet
 from execdb.classify.rules import Rule, RuleSet
+from execdb.classify.signature import Signature, signature
 from execdb.vocabulary import Blame
 
 # Evidence shows at most this much of a line: enough to read, never a whole hostile line.
@@ -192,3 +193,10 @@ class Engine:
             evidence=winner.evidence,
             findings=tuple(findings),
         )
+
+    def signature(
+        self, log: str | None, details: str | None, evidence: Sequence[Any]
+    ) -> Signature | None:
+        """The crash's signature (execdb.classify.signature): from the evidence of the rule
+        that fired, else from the log, else from the details."""
+        return signature(log, details, evidence)

@@ -1,5 +1,5 @@
 """Admin commands: serve, worker, deliveries, db upgrade/current, token create/list/revoke,
-reclassify."""
+session revoke, reclassify."""
 
 from __future__ import annotations
 
@@ -376,6 +376,19 @@ def _register_reclassify(commands: Commands) -> None:
     p.set_defaults(run=reclassify)
 
 
+def session_revoke(args: argparse.Namespace) -> int:
+    from execdb.db import utcnow
+    from execdb.errors import ExecDBError
+
+    services = _ready_services(settings_of(args))
+    try:
+        ended = services.sessions.revoke(args.name, utcnow())
+    except ExecDBError as exc:
+        raise CommandError(exc.message) from None
+    print(f"ended {ended} session(s) of token {args.name!r}")
+    return 0
+
+
 def register(commands: Commands) -> None:
     _register_processes(commands)
     _register_database(commands)
@@ -436,14 +449,14 @@ def _register_tokens(commands: Commands) -> None:
         "create",
         help="create a token and print its secret (once)",
         description="Create a token. Scopes: create (triggers), report (executors), "
-        "admin (everything).",
+        "triage (people who classify crashes), admin (everything).",
     )
     p.add_argument("name", help="who uses it, e.g. trigger or buildbot-prod")
     p.add_argument(
         "--scope",
         action="append",
         required=True,
-        choices=("create", "report", "admin"),
+        choices=("create", "report", "triage", "admin"),
         help="repeat for several scopes",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print only the secret")
@@ -451,6 +464,14 @@ def _register_tokens(commands: Commands) -> None:
     p = tokens.add_parser("list", help="list tokens (never their secrets)")
     p.add_argument("--all", action="store_true", help="include revoked tokens")
     p.set_defaults(run=token_list)
-    p = tokens.add_parser("revoke", help="revoke a token by name")
+    p = tokens.add_parser(
+        "revoke", help="revoke a token by name (its sign-in sessions end with it)"
+    )
     p.add_argument("name", help="the token's name, as `token list` shows it")
     p.set_defaults(run=token_revoke)
+    sessions = commands.add_parser("session", help="sign-in sessions of the pages")
+    p = sessions.add_subparsers(metavar="COMMAND", required=True).add_parser(
+        "revoke", help="sign out every browser signed in with a token, keeping the token"
+    )
+    p.add_argument("name", help="the token's name")
+    p.set_defaults(run=session_revoke)

@@ -5,10 +5,12 @@ path and by reclassification alike, so that both decide the same way (docs/class
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from execdb.causes.catalogue import Catalogue
 from execdb.jobs.interfaces import Classifier
 from execdb.jobs.states import Claim
+from execdb.vocabulary import ClassifiedBy
 
 
 def classified(claim: Claim, catalogue: Catalogue, classifier: Classifier | None) -> Claim:
@@ -21,18 +23,26 @@ def classified(claim: Claim, catalogue: Catalogue, classifier: Classifier | None
     found: dict[str, object] = {
         "reported_blame": claim.blame,
         "reported_cause": cause,
-        "classified_by": "reporter" if specific else None,
+        "classified_by": ClassifiedBy.REPORTER if specific else None,
     }
-    if claim.log is None or classifier is None:
+    if classifier is None:
         return replace(claim, classification=found)
-    verdict = classifier.classify(claim.log)
-    found["rules_version"] = verdict.version
-    if verdict.cause is None:
+    evidence: tuple[Any, ...] = ()
+    verdict = classifier.classify(claim.log) if claim.log is not None else None
+    if verdict is not None:
+        found["rules_version"] = verdict.version
+        if verdict.cause is not None:
+            evidence = tuple(verdict.evidence)
+            found["rule_id"] = verdict.rule
+            found["evidence"] = [{"line": e.line, "text": e.text} for e in evidence]
+    # The crash's signature (its key error line, masked) groups it with its kind on /triage.
+    signed = classifier.signature(claim.log, claim.details, evidence)
+    if signed is not None:
+        found.update(signed.as_columns())
+    if verdict is None or verdict.cause is None:
         return replace(claim, classification=found)
-    found["rule_id"] = verdict.rule
-    found["evidence"] = [{"line": e.line, "text": e.text} for e in verdict.evidence]
     if not specific:
-        found["classified_by"] = "rules"
+        found["classified_by"] = ClassifiedBy.RULES
         return replace(claim, blame=verdict.blame, cause=verdict.cause, classification=found)
     reported = (cause, claim.blame or catalogue.default_blame(cause))
     if (verdict.cause, verdict.blame) != reported:

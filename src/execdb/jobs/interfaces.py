@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
@@ -49,6 +49,11 @@ class Reactions(Protocol):
         now is): why the retry policy would no longer retry it (None: the retry stands)."""
         ...
 
+    def retry_for(self, job: JobRow, now: datetime) -> datetime | None:
+        """When the crash `job` (as a person would classify it) is to be run again by the
+        retry policy, None if not; pure, so that a form can say it before it is sent."""
+        ...
+
 
 class Line(Protocol):
     """One line of a log that a verdict rests on; `line` counts from 1."""
@@ -74,6 +79,12 @@ class Verdict(Protocol):
     def evidence(self) -> Sequence[Line]: ...
 
 
+class Signed(Protocol):
+    """A crash's signature: what `as_columns` gives is stored with the crash."""
+
+    def as_columns(self) -> dict[str, Any]: ...
+
+
 class Classifier(Protocol):
     """Recognises known failures in a crashed run's log (implemented by
     execdb.classify.Engine, built once per process)."""
@@ -84,3 +95,9 @@ class Classifier(Protocol):
         ...
 
     def classify(self, log: str) -> Verdict: ...
+
+    def signature(
+        self, log: str | None, details: str | None, evidence: Sequence[Line]
+    ) -> Signed | None:
+        """The crash's signature: its key error line, masked (None: nothing to go by)."""
+        ...

@@ -70,6 +70,13 @@ class Job(Base):
     evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     rules_blame: Mapped[Blame | None] = mapped_column(string_enum(Blame, "job_rules_blame"))
     rules_cause: Mapped[str | None] = mapped_column(String(100))
+    # What went wrong, as a key error line with its variable parts masked
+    # (docs/classification.md, "Signatures"): `signature` is a short hash of the masked text
+    # for grouping and searching, `signature_text` the masked line to show, and
+    # `signature_line` where the line is in the kept log (null: from the details, or none).
+    signature: Mapped[str | None] = mapped_column(String(16))
+    signature_text: Mapped[str | None] = mapped_column(String(300))
+    signature_line: Mapped[int | None]
 
     # Searches page newest first by id, so each common filter gets (column, id).
     # Statistics read a window of created_at for some states (all of them unless filtered):
@@ -86,6 +93,21 @@ class Job(Base):
         Index("ix_jobs_created_at", "created_at"),
         Index("ix_jobs_retry_at", "retry_at"),
         Index("ix_jobs_rule_id_created_at", "rule_id", "created_at"),
+        Index("ix_jobs_signature_created_at", "signature", "created_at"),
+        # The triage page groups a window of crashes by signature: every column it reads, of
+        # crashed jobs only.
+        Index(
+            "ix_jobs_crashes",
+            "created_at",
+            "signature",
+            "blame",
+            "cause",
+            "classified_by",
+            "task",
+            "arch",
+            sqlite_where=text("state = 'CRASHED'"),
+            postgresql_where=text("state = 'CRASHED'"),
+        ),
         Index(
             "ix_jobs_stats",
             "state",

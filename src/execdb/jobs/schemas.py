@@ -195,7 +195,8 @@ class JobPublic(BaseModel):
     heartbeat_at: datetime | None = Field(description="The executor's last heartbeat.")
     classified_by: str | None = Field(
         description="Who gave the crash its blame and cause: reporter (the report named a "
-        "cause), rules (ExecDB's log classification), or null (nobody: no cause, or a symptom "
+        "cause), rules (ExecDB's log classification), person (classified by hand, never "
+        "overwritten by the rules), or null (nobody: no cause, or a symptom "
         "such as status_file.missing that the rules could not refine)."
     )
     reported_blame: Blame | None = Field(description="The blame the CRASHED report sent.")
@@ -212,6 +213,16 @@ class JobPublic(BaseModel):
     )
     rules_cause: str | None = Field(
         description="The rules' cause, where it disagrees with the reported cause (which wins)."
+    )
+    signature: str | None = Field(
+        description="What went wrong, for grouping: a hash of signature_text (search with "
+        "`signature=`)."
+    )
+    signature_text: str | None = Field(
+        description="The crash's key error line with its variable parts masked."
+    )
+    signature_line: int | None = Field(
+        description="Where that line is in the kept log (null: from the details)."
     )
     created_at: datetime
     started_at: datetime | None
@@ -339,3 +350,34 @@ class ReclassifyResult(BaseModel):
         description="The last job examined when `limit` stopped the run: send it as `after` to "
         "go on. Null when every eligible crash was examined."
     )
+
+
+NOTE_MAX_CHARS = 2000
+
+
+class ClassificationIn(BaseModel):
+    """A person's classification of a crash (PUT /api/v1/jobs/<uuid>/classification)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"blame": "THIRD_PARTY", "cause": "koji.timeout", "note": "koji was down"},
+            ]
+        },
+    )
+
+    blame: BlameIn | None = Field(
+        default=None, description="Missing or null: the cause's default blame, else UNKNOWN."
+    )
+    cause: CauseCode = Field(
+        description="A cause code; one not in the catalogue is kept, with a warning."
+    )
+    note: Annotated[Text, StringConstraints(max_length=NOTE_MAX_CHARS)] | None = Field(
+        default=None, description=f"Why, for the history; at most {NOTE_MAX_CHARS} characters."
+    )
+
+
+class Classified(JobPublic):
+    retry: str = Field(description="What the classification did to the job's retry.")
+    warnings: list[str] = Field(default_factory=list)

@@ -28,6 +28,7 @@ from execdb.jobs.text import is_unicode
 from execdb.vocabulary import Blame, State
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+_SIGNATURE = re.compile("[0-9a-f]{16}")
 
 VALUES_MAX = 100
 LIKE_PATTERN_MAX = 256
@@ -137,6 +138,23 @@ class JobFilters(BaseModel):
         description="Instead of `since`: the window ending now, in hours, days or weeks "
         "(`24h`, `7d`, `2w`).",
     )
+    signature: CommaList = Field(
+        default=None,
+        description="Comma list of crash signatures (16 hex digits, as a job's `signature`).",
+    )
+    latest: bool | None = Field(
+        default=None,
+        description="true: only the newest attempt of each chain of retries (false or "
+        "missing: every attempt).",
+    )
+
+    @field_validator("signature")
+    @classmethod
+    def _check_signatures(cls, signatures: list[str] | None) -> list[str] | None:
+        for signature in signatures or ():
+            if not _SIGNATURE.fullmatch(signature):
+                raise ValueError(f"{signature!r} is not a signature (16 hex digits)")
+        return signatures
 
     @field_validator("cause")
     @classmethod
@@ -241,6 +259,7 @@ def conditions(
         (Job.item_type, search.item_type),
         (Job.arch, search.arch),
         (Job.msg_id, search.msg_id),
+        (Job.signature, search.signature),
     ):
         if values:
             where.append(column(attribute.expression).in_(values))
@@ -254,6 +273,9 @@ def conditions(
         if patterns:
             like = column(attribute.expression)
             where.append(or_(*(like.ilike(_like(p), escape="\\") for p in patterns)))
+    if search.latest:
+        # The newest attempt of a chain is the one not rescheduled (yet).
+        where.append(Job.rescheduled_as.is_(None))
     if search.since:
         begin, finish = window(search.since)
         created_at = column(Job.created_at.expression)

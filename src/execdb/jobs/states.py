@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from execdb.vocabulary import TERMINAL, Actor, Blame, Outcome, State
+from execdb.vocabulary import TERMINAL, Actor, Blame, Outcome, State, kept_by_person
 
 # A row of the jobs table, by column name (SQLAlchemy types its rows' keys as Any).
 JobRow = Mapping[Any, Any]
@@ -67,6 +67,9 @@ CLASSIFICATION = (
     "evidence",
     "rules_blame",
     "rules_cause",
+    "signature",
+    "signature_text",
+    "signature_line",
 )
 _UNCLASSIFIED: Mapping[str, Any] = dict.fromkeys(CLASSIFICATION)
 
@@ -187,7 +190,7 @@ def decide(
 
 def apply(job: JobRow, report: Report, claim: Claim, actor: Actor, now: datetime) -> Decision:
     """Everything one report does to `job` (as stored, locked by the caller) at `now`."""
-    changes = _changes(report, claim, now)
+    changes = _kept(job, report, _changes(report, claim, now))
     before: State = job["state"]
     outcome = decide(
         before,
@@ -290,6 +293,17 @@ def _changes(report: Report, claim: Claim, now: datetime) -> dict[str, Any]:
         changes.update(blame=claim.blame, cause=claim.cause, details=claim.details, finished_at=now)
         changes.update({**_UNCLASSIFIED, **claim.classification})
     return changes
+
+
+def _kept(job: JobRow, report: Report, changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes without blame, cause and classification where a person classified the
+    crash that a new CRASHED report replaces: the rules of a report never overwrite them."""
+    if report.state != State.CRASHED or not kept_by_person(job["classified_by"]):
+        return changes
+    return {k: v for k, v in changes.items() if k not in _PERSONS}
+
+
+_PERSONS = frozenset({"blame", "cause", *CLASSIFICATION})
 
 
 def _durations(job: JobRow, changes: dict[str, Any]) -> dict[str, int]:

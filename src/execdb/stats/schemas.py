@@ -115,7 +115,7 @@ class Counts(BaseModel):
     )
     by_classification: dict[str, int] = Field(
         description="CRASHED jobs by who gave them their blame and cause: reporter (a cause "
-        "the report named), rules (ExecDB's log classification), nobody."
+        "the report named), rules (ExecDB's log classification), person (by hand), nobody."
     )
 
 

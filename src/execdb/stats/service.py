@@ -79,7 +79,7 @@ MAX_BUCKETS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
 _PERCENT = [100 * p for p in PERCENTILES]
 DETAILS_SHOWN = 500
-CLASSIFIED_BY = ("reporter", "rules", "nobody")
+CLASSIFIED_BY = ("reporter", "rules", "person", "nobody")
 
 _STEP = {
     Interval.hour: timedelta(hours=1),

@@ -65,6 +65,7 @@ def render(
             "root": root,
             "page": request.url.path.removeprefix(root) or "/",
             "now": now,
+            "session": getattr(request.state, "session", None),
             "ago": lambda moment: format.ago(moment, now),
             "since": lambda moment, end=None: format.between(moment, end, now),
         },

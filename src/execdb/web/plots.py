@@ -36,7 +36,12 @@ PERIODS = {"24h": ("the last 24 hours", 1), "7d": ("the last 7 days", 7)}
 PERIODS |= {"30d": ("the last 30 days", 30), "90d": ("the last 90 days", 90)}
 PERIODS |= {"365d": ("the last year", 365)}
 DEFAULT_PERIOD = "30d"
-CLASSIFIED_COLOURS = {"reporter": "#0072b2", "rules": "#009e73", "nobody": "#737373"}
+CLASSIFIED_COLOURS = {
+    "reporter": "#0072b2",
+    "rules": "#009e73",
+    "person": "#cc79a7",
+    "nobody": "#737373",
+}
 FORM = {"PERIODS": PERIODS, "INTERVALS": list(Interval)}
 TOP_CAUSES = 6
 TOP_TASKS = 15
@@ -158,7 +163,7 @@ def _classification(series: Series, labels: list[str], interval: str) -> str:
         ],
         unit="crashes",
         caption="Stacked from the bottom: the cause the reporter named, the cause ExecDB's "
-        "rules found in the log, and crashes nobody classified.",
+        "rules found in the log, those a person classified, and crashes nobody classified.",
     )
 
 

@@ -60,6 +60,16 @@ def query_params(request: Request) -> dict[str, str | list[str]]:
     return params
 
 
+def lit(row: Any) -> list[Any] | None:
+    """The log lines to highlight: the rule's evidence, else the signature's line."""
+    if row["evidence"]:
+        evidence: list[Any] = row["evidence"]
+        return evidence
+    if row["signature_line"] is not None:
+        return [{"line": row["signature_line"], "text": row["signature_text"]}]
+    return None
+
+
 def _page_link(request: Request, params: dict[str, Any], cursor: Cursor | None) -> str | None:
     if cursor is None:
         return None
@@ -82,6 +92,8 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
     live = await stats(state="SCHEDULED,RUNNING", since=EPOCH, uncategorized_limit=0)
     day = await stats(since=format.iso(day_ago), uncategorized_limit=0)
     week = await stats(since=format.iso(week_ago), uncategorized_limit=UNCATEGORIZED_SHOWN)
+    listed = [j.uuid for j in week.uncategorized.jobs]
+    fixed = await services.db.run(services.triage.fixed_by_retry, listed)
     return render(
         request,
         "dashboard.html",
@@ -95,6 +107,7 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
             "catalogue": services.catalogue,
             "top_causes": week.by_cause[:TOP_CAUSES],
             "day_by_cause": {c.cause: c.count for c in day.by_cause},
+            "fixed": {str(u) for u in fixed},
         },
     )
 
@@ -116,10 +129,13 @@ async def jobs_page(request: Request, services: ServicesDep) -> Response:
             "causes": services.catalogue,
         }
         return render(request, "jobs.html", context, status_code=400)
+    crashes = [row["uuid"] for row in found.rows if row["state"] == "CRASHED"]
+    fixed = await services.db.run(services.triage.fixed_by_retry, crashes)
     return render(
         request,
         "jobs.html",
         {
+            "fixed": fixed,
             "params": params,
             "search": search,
             "jobs": [JobPublic.from_row(row, root) for row in found.rows],
@@ -145,6 +161,7 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
     attempts = await services.db.run(services.jobs.attempts, row)
     deliveries = await services.db.run(services.outbox.for_job, parsed)
     log = await services.db.run(services.jobs.kept_log, parsed)
+    fixed = await services.db.run(services.triage.fixed_by_retry, [parsed])
     root = base_url(request)
     resultsdb = services.settings.resultsdb_url
     return render(
@@ -160,7 +177,9 @@ async def job_page(job_uuid: str, request: Request, services: ServicesDep) -> Re
             "results": f"{resultsdb.rstrip('/')}/api/v2.0/groups/{parsed}" if resultsdb else None,
             "log": log,
             "log_cut": log is not None and log["original_bytes"] > len(log["text"].encode()),
-            "log_lines": format.log_lines(log["text"], row["evidence"]) if log else [],
+            "log_lines": format.log_lines(log["text"], lit(row)) if log else [],
+            "fixed": parsed in fixed,
+            "catalogue": services.catalogue,
         },
     )
 
