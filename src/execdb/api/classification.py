@@ -11,7 +11,7 @@ from execdb.api.deps import ServicesDep, base_url
 from execdb.db import utcnow
 from execdb.http import OwnBodyRoutes, json_answer, json_body
 from execdb.jobs.schemas import ClassificationIn, Classified
-from execdb.vocabulary import Actor
+from execdb.vocabulary import Actor, ClassifiedBy
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 own_body = OwnBodyRoutes(router)
@@ -47,6 +47,7 @@ async def classify(
     job, effect = await services.db.run_write(
         services.triage.classify, job_uuid, change, actor, utcnow()
     )
+    services.metrics.classified(ClassifiedBy.PERSON)
     warnings = []
     if change.cause not in services.catalogue:
         warnings.append(f"cause: {change.cause!r} is not in the cause catalogue; kept as sent")

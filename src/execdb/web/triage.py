@@ -23,7 +23,7 @@ from execdb.errors import InvalidInput, JobNotFound
 from execdb.jobs.schemas import ClassificationIn
 from execdb.jobs.triage import GROUP_MAX
 from execdb.services import Services
-from execdb.vocabulary import Actor
+from execdb.vocabulary import Actor, ClassifiedBy
 from execdb.web.forms import form_of, signed_in
 from execdb.web.pages import PageRoute, render, root_path
 
@@ -83,6 +83,7 @@ async def classify_job(job_uuid: str, request: Request, services: ServicesDep) -
         return render(request, "confirm.html", {**context, "what": "this crash"})
     actor = Actor(session.token.name)
     await services.db.run_write(services.triage.classify, parsed, change, actor, now)
+    services.metrics.classified(ClassifiedBy.PERSON)
     return RedirectResponse(f"{back}#crash-title", status_code=303)
 
 
@@ -105,6 +106,8 @@ async def classify_group(request: Request, services: ServicesDep) -> Response:
     done = await services.db.run_write(
         services.triage.classify_group, signature, since, change, Actor(session.token.name), now
     )
+    for _ in done:
+        services.metrics.classified(ClassifiedBy.PERSON)
     query = urlencode({"period": period, "classified": len(done), "as": change.cause})
     return RedirectResponse(f"{root_path(request)}/triage?{query}", status_code=303)
 
