@@ -13,15 +13,14 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     CheckConstraint,
     Engine,
     MetaData,
     Table,
+    func,
     insert,
     inspect,
     select,
@@ -58,12 +57,7 @@ def tables(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(migrations.HERE))
-    with engine.connect() as conn:
-        config.attributes["connection"] = conn.execution_options(execdb_write=True)
-        command.downgrade(config, revision)
+downgrade = migrations.downgrade
 
 
 def test_the_models_describe_some_tables() -> None:
@@ -232,3 +226,72 @@ def test_0006_lets_the_outbox_hold_messages_and_taking_it_down_drops_them(engine
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(insert(deliveries), delivery("message"))
     migrations.upgrade(engine)
+
+
+def test_a_jobs_history_and_deliveries_survive_every_migration(engine: Engine) -> None:
+    """Batch mode on SQLite copies `jobs` and drops the old table: with foreign keys on, the
+    drop would delete the rows that refer to it (ON DELETE CASCADE), every job's history and
+    deliveries."""
+    migrations.upgrade(engine, "0003")
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    meta = MetaData()
+    jobs, events, deliveries = (
+        Table(name, meta, autoload_with=engine) for name in ("jobs", "job_events", "deliveries")
+    )
+    with engine.begin() as conn:
+        job_id = conn.execute(
+            insert(jobs).returning(jobs.c.id),
+            {
+                "uuid": uuid4().hex,
+                "state": "SCHEDULED",
+                "task": "rpmlint",
+                "item": "xchat-2.8.8-21.fc40",
+                "item_type": "koji_build",
+                "trigger_data": {},
+                "attempt": 1,
+                "state_by_system": False,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).scalar_one()
+        conn.execute(
+            insert(events),
+            {
+                "job_id": job_id,
+                "at": now,
+                "actor": "trigger",
+                "by_system": False,
+                "to_state": "SCHEDULED",
+                "outcome": "accepted",
+                "payload": {},
+            },
+        )
+        conn.execute(
+            insert(deliveries),
+            {
+                "uuid": uuid4().hex,
+                "job_id": job_id,
+                "kind": "notification",
+                "sink": "email",
+                "recipients": [],
+                "payload": {},
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
+        )
+
+    def kept() -> tuple[int, int, int]:
+        with engine.connect() as conn:
+            return tuple(  # type: ignore[return-value]
+                conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (jobs, events, deliveries)
+            )
+
+    migrations.upgrade(engine)
+    assert kept() == (1, 1, 1)
+    downgrade(engine, "0003")
+    assert kept() == (1, 1, 1)
+    migrations.upgrade(engine)
+    assert kept() == (1, 1, 1)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -31,11 +33,47 @@ def current(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+class MigrationError(RuntimeError):
+    """A migration left rows that refer to rows it removed."""
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Config]:
+    """Alembic's configuration with a connection to migrate on.
+
+    On SQLite, with foreign keys off: batch mode changes a table by copying it and dropping
+    the old one, and with them on, that drop deletes every row referring to the table's rows
+    (ON DELETE CASCADE): changing `jobs` would take every job's history, log and deliveries
+    with it. SQLite takes the switch only outside a transaction; the keys are checked once
+    the migration is done.
+    """
     config = _config()
     with engine.connect() as conn:
-        config.attributes["connection"] = conn.execution_options(execdb_write=True)
+        driver = conn.connection.driver_connection
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            config.attributes["connection"] = conn.execution_options(execdb_write=True)
+            yield config
+            if sqlite:
+                broken = driver.execute("PRAGMA foreign_key_check").fetchall()  # type: ignore[union-attr]
+                if broken:
+                    raise MigrationError(f"rows refer to rows that are gone: {broken[:5]}")
+        finally:
+            if sqlite:
+                driver.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with _migrating(engine) as config:
         command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database down to `revision` (what the later revisions added is dropped)."""
+    with _migrating(engine) as config:
+        command.downgrade(config, revision)
 
 
 def is_current(engine: Engine) -> bool:
