@@ -8,12 +8,14 @@ from execdb.auth.service import TokenService
 from execdb.automation.outbox import Outbox
 from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
-from execdb.classify import Engine, load_rules
+from execdb.classify import load_rules
 from execdb.config import Settings
 from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
 from execdb.jobs.service import JobService
 from execdb.prepared import Prepared
+from execdb.rules.live import LiveRules
+from execdb.rules.service import SavedRules
 from execdb.stats.service import StatsService
 
 
@@ -26,15 +28,19 @@ class Services:
     tokens: TokenService
     outbox: Outbox
     stats: StatsService
-    classifier: Engine
+    classifier: LiveRules
+    rules: SavedRules
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
         catalogue = load_catalogue(settings.causes_file)
-        # Compiled once per process: loading the rules takes tens of milliseconds. Before the
-        # database, so that bad rules stop start-up before anything is made.
-        classifier = Engine(load_rules(catalogue, settings.rules_file))
+        # Compiled once per process, and again only when the saved rules change: loading the
+        # rules takes tens of milliseconds. The file's first, before the database, so that bad
+        # rules stop start-up before anything is made.
+        shipped = load_rules(catalogue, settings.rules_file)
         db = db or database(settings)
+        rules = SavedRules(db, catalogue, settings.rules_file)
+        classifier = LiveRules(rules, settings.rules_refresh_seconds, initial=shipped)
         return cls(
             settings=settings,
             db=db,
@@ -64,6 +70,7 @@ class Services:
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
             classifier=classifier,
+            rules=rules,
         )
 
 

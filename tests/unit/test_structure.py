@@ -31,7 +31,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             }
         ),
     ),
-    ("domains", frozenset({"auth", "causes", "jobs", "automation", "stats", "classify"})),
+    (
+        "domains",
+        frozenset({"auth", "causes", "jobs", "automation", "stats", "classify", "rules"}),
+    ),
     (
         "composition",
         frozenset({"config", "services", "worker", "migrations", "api", "web", "app", "cli"}),

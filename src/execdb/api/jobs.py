@@ -19,6 +19,7 @@ from execdb.jobs.schemas import (
     EventList,
     EventPublic,
     JobCreate,
+    JobFound,
     JobList,
     JobPublic,
     JobReport,
@@ -193,7 +194,7 @@ async def search_jobs(
     found = await services.db.run(services.jobs.search, search)
     root = base_url(request)
     return JobList(
-        data=[JobPublic.from_row(row, root) for row in found.rows],
+        data=[JobFound.from_row(row, root, match=row.get("match")) for row in found.rows],
         prev=_link(request, found.prev),
         next=_link(request, found.next),
     )
