@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from execdb import __version__, accesslog, migrations
 from execdb.api import jobs as jobs_api
+from execdb.api import rules as rules_api
 from execdb.api.causes import router as causes_router
 from execdb.api.health import router as health_router
 from execdb.api.stats import router as stats_router
@@ -86,6 +87,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The job routes first, since routes are matched in order and these take nearly all the
     # traffic.
     jobs_api.own_body.add_to(app)
+    rules_api.own_body.add_to(app)
     for router in (health_router, causes_router, stats_router, web.router, apidocs.router):
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")

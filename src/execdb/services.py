@@ -15,6 +15,7 @@ from execdb.jobs.limits import Limits
 from execdb.jobs.service import JobService
 from execdb.prepared import Prepared
 from execdb.rules.live import LiveRules
+from execdb.rules.overview import RulesDesk
 from execdb.rules.service import SavedRules
 from execdb.stats.service import StatsService
 
@@ -30,6 +31,7 @@ class Services:
     stats: StatsService
     classifier: LiveRules
     rules: SavedRules
+    desk: RulesDesk
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -71,6 +73,7 @@ class Services:
             stats=StatsService(db, catalogue),
             classifier=classifier,
             rules=rules,
+            desk=RulesDesk(rules, classifier, settings.rules_stale_days),
         )
 
 
