@@ -34,7 +34,7 @@ def usage(db: Database, now: datetime) -> dict[str, Usage]:
     last = last.where(Job.rule_id.is_not(None))
     with db.read() as conn:
         counts = {r: (int(w or 0), int(m)) for r, w, m in conn.execute(recent)}
-        lasts = {r: at for r, at in conn.execute(last).tuples() if r is not None}
+        lasts = {r: at for r, at in conn.execute(last) if r is not None}
     return {rule: Usage(*counts.get(rule, (0, 0)), _aware(at)) for rule, at in lasts.items()}
 
 
