@@ -22,7 +22,7 @@ from execdb.errors import DatabaseNotReady
 from execdb.headers import ResponseHeaders
 from execdb.http import BodyLimitMiddleware, own_body_components, register_handlers
 from execdb.services import Services
-from execdb.web import apidocs
+from execdb.web import apidocs, rulepages
 from execdb.web import views as web
 from execdb.worker import background
 
@@ -88,7 +88,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # traffic.
     jobs_api.own_body.add_to(app)
     rules_api.own_body.add_to(app)
-    for router in (health_router, causes_router, stats_router, web.router, apidocs.router):
+    routers = (health_router, causes_router, stats_router, web.router, rulepages.router)
+    for router in (*routers, apidocs.router):
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
     return app
