@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 import re
 
-from tests.functional.test_saved_rules import WIDGET, crash
 from tests.functional.test_classification import log_ending
+from tests.functional.test_saved_rules import WIDGET, crash
 from tests.live import LiveServer
 
 PROPOSED = r"widgetd: frobnication failed with code \d+ on unit \d+"
