@@ -47,13 +47,25 @@ def terms(q: str) -> list[str]:
     return found
 
 
+def sqlite_join(words: Sequence[str]) -> tuple[list[ColumnElement[bool]], ColumnElement[int]]:
+    """On SQLite, the search walks the FTS5 index newest first (by rowid, which FTS5 gives in
+    order and can start from a cursor) and looks each job up by its id: the conditions that
+    join it to the jobs, and the key to page by. The caller keeps SQLite from seeking the
+    jobs' own indexes (`unseekable`), so that the index of the words leads."""
+    matching = literal_column("job_fts").op("MATCH")(bindparam("fts_q", _fts5(words), unique=True))
+    return [Job.id == _FTS.c.rowid, matching], _FTS.c.rowid
+
+
+def _fts5(words: Sequence[str]) -> str:
+    # Each word a quoted string: FTS5 reads it as that word and nothing else.
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
 def condition(words: Sequence[str], *, sqlite: bool) -> ColumnElement[bool]:
     """Jobs whose crash details or kept log hold every word."""
     if sqlite:
-        # Each word a quoted string: FTS5 reads it as that word and nothing else.
-        query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
         matching = select(_FTS.c.rowid).where(
-            literal_column("job_fts").op("MATCH")(bindparam("fts_q", query, unique=True))
+            literal_column("job_fts").op("MATCH")(bindparam("fts_q", _fts5(words), unique=True))
         )
     else:
         tsquery = func.plainto_tsquery(

@@ -32,7 +32,7 @@ from execdb.jobs.interfaces import Classifier, Reactions
 from execdb.jobs.limits import Limits, check_size, shortened
 from execdb.jobs.models import Job, JobEvent
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.search import JobSearch, conditions, search_column
+from execdb.jobs.search import JobSearch, conditions, search_column, unseekable
 from execdb.jobs.states import Claim, Decision, JobRow
 from execdb.jobs.text import log_tail, shorten
 from execdb.paging import Cursor, Page
@@ -427,10 +427,16 @@ class JobService:
         a word of it (execdb.jobs.fulltext)."""
         cursor = Cursor.decode(search.cursor) if search.cursor else None
         column = search_column(search, sqlite=self.db.is_sqlite)
-        where = conditions(search, column)
         words = fulltext.terms(search.q) if search.q else None
-        if words:
-            where.append(fulltext.condition(words, sqlite=self.db.is_sqlite))
+        key = None
+        if words and self.db.is_sqlite:
+            where = conditions(search, unseekable)
+            joined, key = fulltext.sqlite_join(words)
+            where += joined
+        else:
+            where = conditions(search, column)
+            if words:
+                where.append(fulltext.condition(words, sqlite=False))
         with self.db.read() as conn:
             found = _JOBS.page(
                 conn,
@@ -439,6 +445,7 @@ class JobService:
                 search.limit,
                 max_bytes=self.limits.page_max_bytes,
                 descending=True,
+                key=key,
             )
             if words:
                 lines = fulltext.matching_lines(conn, found.rows, words)
