@@ -111,7 +111,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operations in schema["paths"].values():
             for operation in operations.values():
                 responses = operation["responses"]
-                if responses.pop("422", None) is not None:
+                # FastAPI's own 422 (its validation errors) is ExecDB's 400; a route's own 422
+                # (a rule that cannot be used) stays.
+                if responses.get("422", {}).get("description") == "Validation Error":
+                    responses.pop("422")
                     responses.setdefault("400", {"description": "Invalid input."})
                 for code, response in responses.items():
                     if code[0] in "45":
