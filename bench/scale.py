@@ -605,7 +605,7 @@ def plan(client: Client, source: Path, meta: dict[str, Any], repeat: int) -> lis
             path = _local(link)
         if path is not None:
             measurements.append(Measurement("search", f"search {name}, page 100", [path]))
-    for name, query in scale_logs.searches(source, PACKAGES, week).items():
+    for name, query in scale_logs.searches(PACKAGES, week).items():
         measurements.append(Measurement("text", f"search {name}", [f"/api/v1/jobs?{query}"]))
     measurements.append(
         Measurement("job", "GET /api/v1/jobs/<uuid>", [f"/api/v1/jobs/{u}" for u in sample])
