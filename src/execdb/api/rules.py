@@ -61,7 +61,7 @@ async def create_rule(request: Request) -> JSONResponse:
     await services.db.run_write(
         services.rules.save, body.id, body.table(), change, utcnow(), new=True
     )
-    services.classifier.refresh()
+    await services.db.run(services.classifier.refresh)
     return JSONResponse(await services.db.run(services.desk.one, body.id, utcnow()), 201)
 
 
@@ -79,7 +79,7 @@ async def change_rule(rule_id: RuleId, request: Request) -> JSONResponse:
     await services.db.run_write(
         services.rules.save, rule_id, body.table(), change, utcnow(), new=False
     )
-    services.classifier.refresh()
+    await services.db.run(services.classifier.refresh)
     return JSONResponse(await services.db.run(services.desk.one, rule_id, utcnow()))
 
 
@@ -97,7 +97,7 @@ async def disable_rule(rule_id: RuleId, request: Request) -> JSONResponse:
     await services.db.run_write(
         services.rules.disable, rule_id, Change(actor.name, body.note, body.bug), utcnow()
     )
-    services.classifier.refresh()
+    await services.db.run(services.classifier.refresh)
     return JSONResponse(await services.db.run(services.desk.one, rule_id, utcnow()))
 
 

@@ -125,7 +125,7 @@ async def new_rule_post(request: Request, services: ServicesDep) -> Response:
             await services.db.run_write(
                 services.rules.save, rule_id, table, change, utcnow(), new=True
             )
-            services.classifier.refresh()
+            await services.db.run(services.classifier.refresh)
             context["saved"] = rule_id
         context["backtest"] = await services.db.run_read(
             services.desk.try_draft, rule_id, table, utcnow(), days=30, max_logs=5000
