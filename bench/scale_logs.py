@@ -119,9 +119,13 @@ def copy_logs(lite: sqlite3.Connection, pg: Any) -> None:
     pg.execute("ALTER TABLE job_logs ENABLE TRIGGER job_fts_log")
     print("  indexing crash details and logs (job_fts)", file=sys.stderr)
     pg.execute("DROP INDEX ix_job_fts_document")
+    # The text of job_fts_refresh (migration 0008), for every row at once.
     pg.execute(
-        "SELECT job_fts_refresh(jobs.id) FROM jobs WHERE jobs.state = 'CRASHED'"
-        " OR jobs.id IN (SELECT job_id FROM job_logs)"
+        "INSERT INTO job_fts (job_id, document) SELECT jobs.id, to_tsvector('simple', "
+        "regexp_replace(left(coalesce(CASE WHEN jobs.state = 'CRASHED' THEN jobs.details END, '')"
+        " || ' ' || coalesce(job_logs.text, ''), 300000), '[^[:alnum:]]+', ' ', 'g')) "
+        "FROM jobs LEFT JOIN job_logs ON job_logs.job_id = jobs.id "
+        "WHERE jobs.state = 'CRASHED' OR job_logs.job_id IS NOT NULL"
     )
     pg.execute("CREATE INDEX ix_job_fts_document ON job_fts USING gin (document)")
     pg.execute("VACUUM ANALYZE job_logs")

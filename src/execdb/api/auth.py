@@ -54,8 +54,8 @@ async def authorize_rules(request: Request) -> Actor:
     token = await _token(request)
     if not any(token.allows(scope) for scope in RULES_SCOPES):
         raise Forbidden(
-            f"token {token.name!r} may not change rules: it needs the scope "
-            f"{' or '.join(RULES_SCOPES)} or admin (it has: {', '.join(sorted(token.scopes))})"
+            f"token {token.name!r} lacks the scope {' or '.join(RULES_SCOPES)} (or admin) that "
+            f"changing rules needs (it has: {', '.join(sorted(token.scopes))})"
         )
     return Actor(token.name)
 
