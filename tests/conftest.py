@@ -19,6 +19,7 @@ from sqlalchemy import delete
 from execdb.automation.models import Delivery
 from execdb.config import Settings
 from execdb.jobs.models import Job, JobEvent, JobLog
+from execdb.rules.models import RuleVersion
 from tests.live import LiveServer, StartServer, make_tokens, prepare
 from tests.pgcluster import PostgresCluster
 from tests.rabbit import RabbitBroker
@@ -116,6 +117,8 @@ def server(_shared_server: LiveServer) -> LiveServer:
         conn.execute(delete(JobEvent))
         conn.execute(delete(JobLog))
         conn.execute(delete(Job))
+        conn.execute(delete(RuleVersion))
+    _shared_server.services.classifier.refresh()
     return _shared_server
 
 

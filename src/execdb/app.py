@@ -15,6 +15,7 @@ from execdb import __version__, accesslog, migrations
 from execdb.api import admin as admin_api
 from execdb.api import classification as classification_api
 from execdb.api import jobs as jobs_api
+from execdb.api import rules as rules_api
 from execdb.api.causes import router as causes_router
 from execdb.api.health import router as health_router
 from execdb.api.metrics import router as metrics_router
@@ -25,7 +26,7 @@ from execdb.headers import ResponseHeaders
 from execdb.http import BodyLimitMiddleware, own_body_components, register_handlers
 from execdb.metrics import RequestTimer
 from execdb.services import Services
-from execdb.web import apidocs
+from execdb.web import apidocs, rulepages
 from execdb.web import signin as web_signin
 from execdb.web import triage as web_triage
 from execdb.web import views as web
@@ -45,6 +46,7 @@ ROUTERS = (
     web.router,
     web_triage.router,
     web_signin.router,
+    rulepages.router,
     apidocs.router,
 )
 
@@ -107,6 +109,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     jobs_api.own_body.add_to(app)
     admin_api.own_body.add_to(app)
     classification_api.own_body.add_to(app)
+    rules_api.own_body.add_to(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
@@ -129,7 +132,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operations in schema["paths"].values():
             for operation in operations.values():
                 responses = operation["responses"]
-                if responses.pop("422", None) is not None:
+                # FastAPI's own 422 (its validation errors) is ExecDB's 400; a route's own 422
+                # (a rule that cannot be used) stays.
+                if responses.get("422", {}).get("description") == "Validation Error":
+                    responses.pop("422")
                     responses.setdefault("400", {"description": "Invalid input."})
                 for code, response in responses.items():
                     if code[0] in "45":

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
         "using the pages does not extend it); signing out or revoking the token ends it "
         "sooner.",
     )
+    rules_refresh_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=2.0,
+        description="How often a process looks whether the rules saved in the database "
+        "changed (one indexed read); a saved rule is in use everywhere within this time.",
+    )
+    rules_stale_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=90,
+        description="A rule that has not matched a stored crash for this many days is "
+        "listed as stale (/rules, GET /api/v1/rules).",
+    )
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
         default=10.0,
         description="How long a process trusts a token it has recognised; a token revoked "

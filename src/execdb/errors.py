@@ -7,7 +7,9 @@ ExecDBError
 ├── NotFound              404
 │   └── JobNotFound
 ├── TransitionRefused     409  an illegal state switch (already recorded in the history)
+├── Conflict              409  a thing that exists already, or changed meanwhile
 ├── PayloadTooLarge       413
+├── Unprocessable         422  well-formed input that cannot be used (a rule RE2 refuses)
 └── DatabaseNotReady      503  unreachable, or its schema is not the one this code expects
 """
 
@@ -50,8 +52,16 @@ class TransitionRefused(ExecDBError):
     status_code = 409
 
 
+class Conflict(ExecDBError):
+    status_code = 409
+
+
 class PayloadTooLarge(ExecDBError):
     status_code = 413
+
+
+class Unprocessable(ExecDBError):
+    status_code = 422
 
 
 class DatabaseNotReady(ExecDBError):

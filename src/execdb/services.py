@@ -9,7 +9,7 @@ from execdb.auth.sessions import SessionService
 from execdb.automation.outbox import Outbox
 from execdb.automation.reactions import Reactions
 from execdb.causes.catalogue import Catalogue, load_catalogue
-from execdb.classify import Engine, load_rules
+from execdb.classify import load_rules
 from execdb.config import Settings
 from execdb.db import Database, make_engine
 from execdb.jobs.limits import Limits
@@ -18,6 +18,9 @@ from execdb.jobs.service import JobService
 from execdb.jobs.triage import TriageService
 from execdb.metrics import DatabaseFigures, Metrics
 from execdb.prepared import Prepared
+from execdb.rules.live import LiveRules
+from execdb.rules.overview import RulesDesk
+from execdb.rules.service import SavedRules
 from execdb.stats.service import StatsService
 
 
@@ -30,7 +33,9 @@ class Services:
     tokens: TokenService
     outbox: Outbox
     stats: StatsService
-    classifier: Engine
+    classifier: LiveRules
+    rules: SavedRules
+    desk: RulesDesk
     reclassifier: Reclassifier
     metrics: Metrics
     figures: DatabaseFigures
@@ -40,9 +45,10 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
         catalogue = load_catalogue(settings.causes_file)
-        # Compiled once per process: loading the rules takes tens of milliseconds. Before the
-        # database, so that bad rules stop start-up before anything is made.
-        classifier = Engine(load_rules(catalogue, settings.rules_file))
+        # Compiled once per process, and again only when the saved rules change: loading the
+        # rules takes tens of milliseconds. The file's first, before the database, so that bad
+        # rules stop start-up before anything is made.
+        shipped = load_rules(catalogue, settings.rules_file)
         db = db or database(settings)
         reactions = Reactions(
             catalogue,
@@ -52,6 +58,9 @@ class Services:
             base_url=settings.base_url or f"http://{settings.host}:{settings.port}",
             bus=settings.bus.enabled,
         )
+        rules = SavedRules(db, catalogue, settings.rules_file)
+        classifier = LiveRules(rules, settings.rules_refresh_seconds, initial=shipped)
+        reclassifier = Reclassifier(db, catalogue, classifier, reactions=reactions)
         return cls(
             settings=settings,
             db=db,
@@ -75,11 +84,13 @@ class Services:
             outbox=Outbox(db, settings.delivery),
             stats=StatsService(db, catalogue),
             classifier=classifier,
-            reclassifier=Reclassifier(db, catalogue, classifier, reactions=reactions),
+            reclassifier=reclassifier,
             metrics=Metrics(catalogue),
             figures=DatabaseFigures(db, terminal_cache_seconds=settings.metrics_cache_seconds),
             triage=TriageService(db, catalogue, reactions=reactions),
             sessions=SessionService(db, lifetime=settings.session_lifetime),
+            rules=rules,
+            desk=RulesDesk(rules, classifier, settings.rules_stale_days, reclassifier),
         )
 
 

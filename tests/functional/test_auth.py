@@ -21,6 +21,21 @@ SCOPE = {
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): "report",
     ("POST", "/api/v1/admin/reclassify"): "admin",
     ("PUT", "/api/v1/jobs/{job_uuid}/classification"): "triage",
+    # The rules' writes: triage (or admin).
+    ("POST", "/api/v1/rules"): "triage",
+    ("PUT", "/api/v1/rules/{rule_id}"): "triage",
+    ("POST", "/api/v1/rules/{rule_id}/disable"): "triage",
+    ("POST", "/api/v1/rules/try"): "triage",
+    ("POST", "/api/v1/rules/{rule_id}/apply"): "triage",
+}
+# A shipped rule, for the routes that name one.
+RULE_ID = "resources.oom_killer"
+RULE = {
+    "cause": "resources.oom",
+    "precedence": 95,
+    "description": "The OOM killer killed a process.",
+    "match": [r"Out of memory: Killed process \d+"],
+    "examples": ["Out of memory: Killed process 4242 (python3)"],
 }
 BODY = {
     ("POST", "/api/v1/jobs"): {"task": "t", "item": "i", "item_type": "koji_build"},
@@ -29,6 +44,11 @@ BODY = {
     ("POST", "/api/v1/jobs/{job_uuid}/heartbeat"): None,
     ("POST", "/api/v1/admin/reclassify"): {"dry_run": False},
     ("PUT", "/api/v1/jobs/{job_uuid}/classification"): {"cause": "task.exception"},
+    ("POST", "/api/v1/rules"): RULE | {"id": "site.oom"},
+    ("PUT", "/api/v1/rules/{rule_id}"): RULE,
+    ("POST", "/api/v1/rules/{rule_id}/disable"): {"note": "n"},
+    ("POST", "/api/v1/rules/try"): {"rule": RULE},
+    ("POST", "/api/v1/rules/{rule_id}/apply"): {},
 }
 # The state a route's job is put in first, so that the request can succeed.
 FROM = {
@@ -68,15 +88,21 @@ def _call(server: LiveServer, route: tuple[str, str], headers: dict[str, str]) -
     with server.client("admin") as admin:
         uuid = job_in(admin, FROM.get(route, "SCHEDULED"))["uuid"]
         before = admin.get(f"/api/v1/jobs/{uuid}").json()
+        rules_before = admin.get("/api/v1/rules").json()["rules_version"]
         with server.client() as client:
             response = client.request(
-                method, path.format(job_uuid=uuid), json=BODY[route], headers=headers
+                method,
+                path.format(job_uuid=uuid, rule_id=RULE_ID),
+                json=BODY[route],
+                headers=headers,
             )
         after = admin.get(f"/api/v1/jobs/{uuid}").json()
         listed = admin.get("/api/v1/jobs").json()["data"]
+        rules_after = admin.get("/api/v1/rules").json()["rules_version"]
     if response.status_code >= 400:
         assert after == before, "a refused request changes nothing"
         assert len(listed) == 1, "a refused request creates nothing"
+        assert rules_after == rules_before, "a refused request changes no rule"
     return response.status_code, response.text
 
 
@@ -184,7 +210,7 @@ def test_the_token_is_checked_before_the_input(
     with server.client(token) as client:
         response = client.request(
             method,
-            path.format(job_uuid=uuid),
+            path.format(job_uuid=uuid, rule_id="r" * 300 if broken != "body" else RULE_ID),
             content=body,
             headers={"Content-Type": "application/json"},
         )

@@ -29,7 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 import execdb.automation.models
-import execdb.jobs.models  # noqa: F401  (registers the tables on the metadata)
+import execdb.jobs.models
+import execdb.rules.models  # noqa: F401  (registers the tables on the metadata)
 from execdb import migrations
 from execdb.auth.models import ApiToken
 from execdb.config import Settings
@@ -48,13 +49,25 @@ def engine(backend: str, databases: Databases) -> Iterator[Engine]:
     engine.dispose()
 
 
+# Each backend's own full-text index (FTS5's tables, PostgreSQL's tsvectors), kept by
+# triggers and not in the models (migration 0008).
+FULLTEXT = "job_fts"
+
+
+def _fulltext(difference: object) -> bool:
+    found = difference[1] if isinstance(difference, tuple) and len(difference) > 1 else None
+    table = getattr(found, "table", found)
+    return str(getattr(table, "name", "")).startswith(FULLTEXT)
+
+
 def differences(engine: Engine) -> list[object]:
     with engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+        found = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    return [d for d in found if not _fulltext(d)]
 
 
 def tables(engine: Engine) -> set[str]:
-    return set(inspect(engine).get_table_names())
+    return {t for t in inspect(engine).get_table_names() if not t.startswith(FULLTEXT)}
 
 
 downgrade = migrations.downgrade

@@ -48,6 +48,13 @@ OPERATIONS = (
     "GET /api/v1/causes",
     "GET /api/v1/stats",
     "POST /api/v1/admin/reclassify",
+    "GET /api/v1/rules",
+    "POST /api/v1/rules",
+    "POST /api/v1/rules/try",
+    "GET /api/v1/rules/{rule_id}",
+    "PUT /api/v1/rules/{rule_id}",
+    "POST /api/v1/rules/{rule_id}/disable",
+    "POST /api/v1/rules/{rule_id}/apply",
 )
 CHECKS = [
     schemathesis.checks.not_a_server_error,

@@ -33,7 +33,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "domains",
-        frozenset({"auth", "causes", "jobs", "automation", "stats", "classify", "metrics"}),
+        frozenset(
+            {"auth", "causes", "jobs", "automation", "stats", "classify", "metrics", "rules"}
+        ),
     ),
     (
         "composition",

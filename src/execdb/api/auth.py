@@ -48,6 +48,21 @@ async def authorize(request: Request, scope: str) -> Actor:
     return Actor(token.name)
 
 
+# Who may change the rules: a token with one of these scopes (admin has every scope).
+RULES_SCOPES = ("triage",)
+
+
+async def authorize_rules(request: Request) -> Actor:
+    """The Actor of a token that may manage the classification rules (RULES_SCOPES)."""
+    token = await _token(request)
+    if not any(token.allows(scope) for scope in RULES_SCOPES):
+        raise Forbidden(
+            f"token {token.name!r} lacks the scope {' or '.join(RULES_SCOPES)} (or admin) that "
+            f"changing rules needs (it has: {', '.join(sorted(token.scopes))})"
+        )
+    return Actor(token.name)
+
+
 class Require(HTTPBearer):
     """A dependency giving the Actor of a token that has `scope` (see `authorize`).
 

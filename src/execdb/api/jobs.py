@@ -20,6 +20,7 @@ from execdb.jobs.schemas import (
     EventList,
     EventPublic,
     JobCreate,
+    JobFound,
     JobList,
     JobPublic,
     JobReport,
@@ -200,7 +201,7 @@ async def search_jobs(
     found = await services.db.run(services.jobs.search, with_period(search, utcnow()))
     root = base_url(request)
     return JobList(
-        data=[JobPublic.from_row(row, root) for row in found.rows],
+        data=[JobFound.from_row(row, root, match=row.get("match")) for row in found.rows],
         prev=_link(request, found.prev),
         next=_link(request, found.next),
     )

@@ -144,6 +144,8 @@ class Rule:
 class RuleSet:
     rules: tuple[Rule, ...]
     version: str
+    # Saved rules left out because they no longer load, each with the reason.
+    skipped: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -320,14 +322,32 @@ def _load_file(path: Path) -> dict[str, Any]:
         raise RulesError(f"{path}: not valid TOML: {exc}") from exc
 
 
-def load_rules(catalogue: Catalogue, extra_file: Path | None = None) -> RuleSet:
-    """The shipped rules, with `extra_file` (if any) merged over them rule by rule.
+SHIPPED = "shipped rules"
 
-    Rules are ordered by precedence, highest first, then by id; that order is only for
-    reading: which rule wins is decided per log (see execdb.classify.engine).
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A rule as the database keeps it (execdb.rules): its table in the TOML format, or None
+    for a rule disabled there; `origin` names it and its version in messages."""
+
+    id: str
+    origin: str
+    data: Mapping[str, Any] | None
+
+
+def load_rules(
+    catalogue: Catalogue, extra_file: Path | None = None, saved: Sequence[Saved] = ()
+) -> RuleSet:
+    """The shipped rules, with `extra_file` (if any) merged over them rule by rule, and then
+    the rules saved in the database, merged the same way.
+
+    A saved rule was checked when it was saved; one that has since become wrong (its cause
+    left the catalogue) is left out rather than stopping the service: `RuleSet.skipped` says
+    which and why. Rules are ordered by precedence, highest first, then by id; that order is
+    only for reading: which rule wins is decided per log (see execdb.classify.engine).
     """
     shipped = resources.files(__package__).joinpath("rules.toml").read_text("utf-8")
-    entries = _read(tomllib.loads(shipped), "shipped rules")
+    entries = _read(tomllib.loads(shipped), SHIPPED)
     if extra_file is not None:
         for rule_id, entry in _read(_load_file(extra_file), str(extra_file)).items():
             if not entry.disables:
@@ -337,8 +357,44 @@ def load_rules(catalogue: Catalogue, extra_file: Path | None = None) -> RuleSet:
                     f"{extra_file}: rule {rule_id!r}: disables a rule that does not exist"
                 )
     rules = [_build(entry, catalogue) for entry in entries.values() if not entry.disables]
+    skipped: list[str] = []
+    for one in saved:
+        rules = [r for r in rules if r.id != one.id]
+        if one.data is None:
+            continue
+        try:
+            rules.append(build_rule(one.id, one.data, one.origin, catalogue))
+        except RulesError as exc:
+            skipped.append(str(exc))
     rules.sort(key=lambda r: (-r.precedence, r.id))
-    return RuleSet(tuple(rules), _version(rules))
+    return RuleSet(tuple(rules), _version(rules), tuple(skipped))
+
+
+def build_rule(rule_id: str, data: Mapping[str, Any], origin: str, catalogue: Catalogue) -> Rule:
+    """One rule from its table, checked as a rule file's are (RulesError naming `origin`)."""
+    entry = _read({rule_id: dict(data)}, origin)[rule_id]
+    if entry.disables:
+        raise RulesError(f"{origin}: rule {rule_id!r}: a draft cannot be only 'disabled'")
+    return _build(entry, catalogue)
+
+
+def rule_table(rule: Rule) -> dict[str, Any]:
+    """A rule as a table of the TOML format, the fields left at their defaults left out."""
+    table: dict[str, Any] = {"cause": rule.cause}
+    if not rule.blame_is_default:
+        table["blame"] = str(rule.blame)
+    table["precedence"] = rule.precedence
+    table["description"] = rule.description
+    table["match"] = list(rule.match)
+    if rule.then:
+        table["then"] = list(rule.then)
+        table["within"] = rule.within
+    if rule.unless:
+        table["unless"] = list(rule.unless)
+    table["examples"] = list(rule.examples)
+    if rule.counter_examples:
+        table["counter_examples"] = list(rule.counter_examples)
+    return table
 
 
 def render_markdown(rules: RuleSet) -> str:
@@ -352,6 +408,9 @@ def render_markdown(rules: RuleSet) -> str:
         f"Rules version `{rules.version}`, highest precedence first. A blame in *italics* is",
         "the cause's default from the [catalogue](causes.md); an upright one is the rule's own.",
         "[classification.md](classification.md) explains the format and how a rule wins.",
+        "A deployment's `rules_file` and the rules saved in the database are merged over these;",
+        "every rule in use, with its origin and hits, is on `/rules` and in `GET /api/v1/rules`",
+        "([classification.md](classification.md#saved-rules)).",
         "",
         "| rule | cause | blame | precedence | what it recognises |",
         "|---|---|---|---|---|",

@@ -89,6 +89,34 @@ def classify(args: argparse.Namespace) -> int:
 
 
 def rules_list(args: argparse.Namespace) -> int:
+    from execdb.cli.rules import local_services
+
+    services = local_services(args, create=False)
+    if services is None:
+        return _list_offline(args)
+    from execdb.db import utcnow
+
+    listing = services.desk.listing(utcnow())
+    if args.json:
+        for item in listing["data"]:
+            print(json.dumps(item, ensure_ascii=False))
+        return 0
+    print(
+        f"{len(listing['data'])} rules, version {listing['rules_version']}; "
+        f"hits in 7 and 30 days; stale: no hit in {listing['stale_days']} days"
+    )
+    for r in listing["data"]:
+        what = f"{r['id']:<28} {r['cause']:<24} {r['blame']:<12} {r['origin']:<10}"
+        hits = f"{r['hits_7d']:>5} {r['hits_30d']:>5}" + (" stale" if r["stale"] else "")
+        print(f"{r['precedence']:>3}  {what} {hits}  {r['description']}")
+    for reason in listing["skipped"]:
+        print(f"left out: {reason}")
+    return 0
+
+
+def _list_offline(args: argparse.Namespace) -> int:
+    from execdb.rules.schemas import origin_of
+
     engine = _engine(args)
     rules = engine.rules
     if args.json:
@@ -99,7 +127,7 @@ def rules_list(args: argparse.Namespace) -> int:
                 "blame": str(rule.blame),
                 "precedence": rule.precedence,
                 "description": rule.description,
-                "origin": rule.origin,
+                "origin": origin_of(rule, args.rules or settings_of(args).rules_file),
             }
             print(json.dumps(item, ensure_ascii=False))
         return 0
@@ -221,7 +249,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rules = commands.add_parser("rules", help="the classification rules").add_subparsers(
         metavar="COMMAND", required=True
     )
-    p = rules.add_parser("list", help="list the rules: precedence, id, cause, blame")
+    p = rules.add_parser(
+        "list",
+        help="list the rules: precedence, id, cause, blame, origin, hits",
+        description="Every rule in use: the shipped ones, the rules_file's and those saved in "
+        "the database (when there is one), with their hits in 7 and 30 days.",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per rule and line")
     _rules_option(p)
     p.set_defaults(run=rules_list)
@@ -249,3 +282,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--json", action="store_true", help="the whole report as one JSON object")
     _rules_option(p)
     p.set_defaults(run=rules_check)
+
+    from execdb.cli import rules as saved_rules
+
+    saved_rules.register(rules)

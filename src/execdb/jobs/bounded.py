@@ -75,10 +75,12 @@ class BoundedSelect:
         *,
         max_bytes: int,
         descending: bool,
+        key: ColumnElement[int] | None = None,
     ) -> Page[Row]:
-        stmt = keyset(
-            self.slim.where(*where), self.table.c.id, cursor, limit, descending=descending
-        )
+        """A page of rows by `where`, keyed by id (or by `key`, a column equal to the id that
+        the database can walk in order more cheaply: a full-text index's rowid)."""
+        order = self.table.c.id if key is None else key
+        stmt = keyset(self.slim.where(*where), order, cursor, limit, descending=descending)
         result = conn.execute(stmt)
         keys = list(result.keys())
         # Plain dicts built in C: RowMapping's items() cost more than the query itself.

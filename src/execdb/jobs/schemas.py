@@ -254,8 +254,16 @@ class JobReported(JobPublic):
     )
 
 
+class JobFound(JobPublic):
+    match: str | None = Field(
+        default=None,
+        description="With q=: the line of the crash's details or kept log that holds a word "
+        "of the query (cut to 240 characters around it).",
+    )
+
+
 class JobList(BaseModel):
-    data: list[JobPublic]
+    data: list[JobFound]
     prev: str | None = Field(description="The newer page, or null on the first one.")
     next: str | None = Field(description="The older page, or null on the last one.")
 

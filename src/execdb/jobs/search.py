@@ -23,6 +23,7 @@ from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from execdb.causes.catalogue import FAMILY_RE
+from execdb.jobs import fulltext
 from execdb.jobs.models import Job
 from execdb.jobs.text import is_unicode
 from execdb.vocabulary import Blame, State
@@ -198,6 +199,20 @@ class JobSearch(JobFilters):
 
     limit: int = Field(default=20, ge=1, le=1000)
     cursor: str | None = Field(default=None, description="From a `prev` or `next` link.")
+    q: str | None = Field(
+        default=None,
+        description="Words that the crash's details or kept log must all hold (full-text; "
+        "quotes and operators are only separators).",
+    )
+
+    @field_validator("q")
+    @classmethod
+    def _check_q(cls, q: str | None) -> str | None:
+        if q is not None and not q.strip():
+            return None
+        if q is not None:
+            fulltext.terms(q)
+        return q
 
 
 def window(since: str) -> tuple[datetime, datetime | None]:

@@ -26,14 +26,14 @@ from sqlalchemy.exc import IntegrityError
 from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import JobNotFound, NotFound, TransitionRefused
-from execdb.jobs import states, store
+from execdb.jobs import fulltext, states, store
 from execdb.jobs.bounded import BoundedSelect
 from execdb.jobs.classification import classified
 from execdb.jobs.interfaces import Classifier, Reactions
 from execdb.jobs.limits import Limits, check_size, shortened
 from execdb.jobs.models import Job, JobEvent
 from execdb.jobs.schemas import JobCreate, JobReport
-from execdb.jobs.search import JobSearch, conditions, search_column
+from execdb.jobs.search import JobSearch, conditions, search_column, unseekable
 from execdb.jobs.states import Claim, Decision, JobRow
 from execdb.jobs.text import log_tail, shorten
 from execdb.paging import Cursor, Page
@@ -400,17 +400,35 @@ class JobService:
         return [*reversed(before), job, *after]
 
     def search(self, search: JobSearch) -> Page[JobRow]:
+        """A page of jobs, newest first; with `q`, each row's "match" is the line that held
+        a word of it (execdb.jobs.fulltext)."""
         cursor = Cursor.decode(search.cursor) if search.cursor else None
         column = search_column(search, sqlite=self.db.is_sqlite)
+        words = fulltext.terms(search.q) if search.q else None
+        key = None
+        if words and self.db.is_sqlite:
+            where = conditions(search, unseekable)
+            joined, key = fulltext.sqlite_join(words)
+            where += joined
+        else:
+            where = conditions(search, column)
+            if words:
+                where.append(fulltext.condition(words, sqlite=False))
         with self.db.read() as conn:
-            return _JOBS.page(
+            found = _JOBS.page(
                 conn,
-                conditions(search, column),
+                where,
                 cursor,
                 search.limit,
                 max_bytes=self.limits.page_max_bytes,
                 descending=True,
+                key=key,
             )
+            if words:
+                lines = fulltext.matching_lines(conn, found.rows, words)
+                rows: list[JobRow] = [{**row, "match": lines.get(row["id"])} for row in found.rows]
+                found = Page(rows, found.prev, found.next)
+        return found
 
 
 def _created(actor: Actor, now: datetime, payload: dict[str, object], message: str) -> states.Event:

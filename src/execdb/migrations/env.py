@@ -7,7 +7,8 @@ from alembic import context
 import execdb.auth.models
 import execdb.automation.models
 import execdb.jobs.models
-import execdb.metrics.models  # noqa: F401  (registers the tables on the metadata)
+import execdb.metrics.models
+import execdb.rules.models  # noqa: F401  (registers the tables on the metadata)
 from execdb.db import Base
 
 connection = context.config.attributes["connection"]

@@ -22,7 +22,7 @@ from execdb.api.deps import ServicesDep, base_url
 from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
 from execdb.errors import InvalidInput, JobNotFound
-from execdb.jobs.schemas import EventPublic, JobPublic
+from execdb.jobs.schemas import EventPublic, JobFound, JobPublic
 from execdb.jobs.search import JobSearch, with_period
 from execdb.paging import NEWEST, Cursor
 from execdb.stats.schemas import Stats, StatsQuery
@@ -138,7 +138,7 @@ async def jobs_page(request: Request, services: ServicesDep) -> Response:
             "fixed": fixed,
             "params": params,
             "search": search,
-            "jobs": [JobPublic.from_row(row, root) for row in found.rows],
+            "jobs": [JobFound.from_row(row, root, match=row.get("match")) for row in found.rows],
             "prev": _page_link(request, params, found.prev),
             "next": _page_link(request, params, found.next),
             "causes": services.catalogue,

@@ -1,0 +1,79 @@
+"""Patterns proposed from a crash for a new rule: its evidence lines, or its key error line.
+
+Each line's variable parts become RE2 classes, so that the pattern matches the same failure
+on another build, host or day; everything else is escaped and so matched literally. The person
+edits them before anything is saved.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from execdb.classify.rules import PATTERN_MAX_LENGTH
+
+# Longest part of a line a proposed pattern is made from.
+LINE_MAX_CHARS = 200
+# A line that says an error happened, for a crash no rule recognised.
+_ERRORISH = re.compile(
+    r"(?i)\b(error|exception|failed|failure|fatal|timed? ?out|refused|denied|killed|"
+    r"cannot|could not|unable|no such|not found)\b"
+)
+_TRACEBACK_HEAD = "Traceback (most recent call last)"
+_STEP_PASSED = "program finished with exit code 0"
+# Variable parts, most specific first; each with the RE2 class it becomes.
+_MASKS: tuple[tuple[str, str], ...] = (
+    (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", r"[0-9a-f-]+"),
+    (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?", r"[0-9:., T-]+"),
+    (r"(?:/[\w.+-]+){2,}/?", r"/\S*"),
+    (r"\b(?:[a-zA-Z0-9-]+\.)+(?:org|com|net|io|edu|local|lan|internal)\b", r"[\w.-]+"),
+    (r"\b0x[0-9a-fA-F]+\b", r"0x[0-9a-f]+"),
+    (r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,}\b", r"[0-9a-f]+"),
+    (r"\d+", r"\d+"),
+)
+_MASK = re.compile("|".join(f"({m})" for m, _ in _MASKS))
+_SPECIAL = set(r"\.^$|?*+()[]{}")
+
+
+def escape(text: str) -> str:
+    """`text` as an RE2 pattern matching it literally (only RE2's special characters are
+    escaped: RE2 refuses an escaped letter such as `\\q`)."""
+    return "".join("\\" + c if c in _SPECIAL else c for c in text)
+
+
+def pattern_of(line: str) -> str:
+    """A line pattern for `line`: its variable parts masked, the rest literal."""
+    line = line.strip()[:LINE_MAX_CHARS]
+    out: list[str] = []
+    pos = 0
+    for found in _MASK.finditer(line):
+        out.append(escape(line[pos : found.start()]))
+        group = found.lastindex or len(_MASKS)
+        out.append(_MASKS[group - 1][1])
+        pos = found.end()
+    out.append(escape(line[pos:]))
+    return "".join(out)[:PATTERN_MAX_LENGTH].rstrip("\\")
+
+
+def key_line(log: str) -> str | None:
+    """The line an error heuristic picks: the last line saying something failed, below the
+    last step that passed, but not a traceback's first line."""
+    lines = log.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].strip() == _STEP_PASSED:
+            lines = lines[i + 1 :]
+            break
+    for line in reversed(lines):
+        if _ERRORISH.search(line) and _TRACEBACK_HEAD not in line:
+            return line
+    return None
+
+
+def propose(evidence: Sequence[str], log: str | None) -> list[str]:
+    """Patterns for a new rule from a crash: one per evidence line, else one for the key
+    error line of its log (none when there is nothing to go on)."""
+    lines = [line for line in evidence if line.strip()]
+    if not lines and log:
+        found = key_line(log)
+        lines = [found] if found else []
+    return list(dict.fromkeys(pattern_of(line) for line in lines if pattern_of(line)))
