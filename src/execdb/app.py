@@ -104,16 +104,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Outermost of the added middleware: it times what the body limit refuses too.
     app.add_middleware(RequestTimer, metrics=services.metrics)
+    _add_routes(app)
+    return app
+
+
+def _add_routes(app: FastAPI) -> None:
     # The job routes first, since routes are matched in order and these take nearly all the
     # traffic.
-    jobs_api.own_body.add_to(app)
-    admin_api.own_body.add_to(app)
-    classification_api.own_body.add_to(app)
-    rules_api.own_body.add_to(app)
+    for own_body in (jobs_api, admin_api, classification_api, rules_api):
+        own_body.own_body.add_to(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static/web", web.static_files(), name="web-static")
-    return app
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

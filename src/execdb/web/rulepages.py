@@ -2,8 +2,8 @@
 is made from a crash: patterns proposed from its evidence or its key error line, edited, tried
 over the stored data (the backtest), saved, then applied to the stored crashes it fires on.
 
-The forms are plain HTML forms that carry a token with the scope triage or admin (the same
-check as the API's writes); nothing is changed without one.
+The forms are sent by a person signed in to the pages with a token of the scope triage (or
+admin), each with the session's CSRF token (execdb.web.forms); nothing is changed without.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 
-from execdb.api.auth import ReadAccess, authorize_rules
+from execdb.api.auth import RULES_SCOPES, ReadAccess
 from execdb.api.deps import ServicesDep
 from execdb.db import utcnow
 from execdb.errors import ExecDBError, InvalidInput, JobNotFound
 from execdb.rules.propose import key_line, propose
 from execdb.rules.service import Change
+from execdb.vocabulary import Actor
+from execdb.web.forms import signed_in
 from execdb.web.pages import PageRoute, render
 
 router = APIRouter(include_in_schema=False, dependencies=[ReadAccess], route_class=PageRoute)
@@ -102,13 +104,10 @@ def _table(form: dict[str, str]) -> dict[str, Any]:
     return table
 
 
-def _bearer(request: Request, form: dict[str, str]) -> Request:
-    """The request as the API's check sees it: the form's token as its bearer token."""
-    token = form.get("token", "").strip()
-    headers = [(k, v) for k, v in request.scope["headers"] if k != b"authorization"]
-    if token:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    return Request({**request.scope, "headers": headers}, request.receive)
+async def _person(request: Request, form: dict[str, str]) -> Actor:
+    """Who sends the form: a signed-in person who may change rules (RULES_SCOPES)."""
+    session = await signed_in(request, form, RULES_SCOPES[0])
+    return Actor(session.token.name)
 
 
 @router.post("/rules/new")
@@ -118,7 +117,7 @@ async def new_rule_post(request: Request, services: ServicesDep) -> Response:
     rule_id = form.get("id", "").strip()
     context = _context(services, form)
     try:
-        actor = await authorize_rules(_bearer(request, form))
+        actor = await _person(request, form)
         table = _table(form)
         if form.get("action") == "save":
             change = Change(actor.name, form.get("note", ""), form.get("bug") or None)
@@ -142,7 +141,7 @@ async def new_rule_post(request: Request, services: ServicesDep) -> Response:
 async def apply_page(rule_id: str, request: Request, services: ServicesDep) -> Response:
     """Apply a saved rule to the stored crashes it fires on."""
     form = await _form(request)
-    actor = await authorize_rules(_bearer(request, form))
+    actor = await _person(request, form)
     done = await services.db.run_write(
         services.desk.apply, rule_id, actor, utcnow(), days=30, max_logs=5000
     )
