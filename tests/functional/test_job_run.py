@@ -80,7 +80,12 @@ def test_a_run_passes_its_output_through_and_ends_from_its_status_file(
 
 def test_a_failing_command_is_a_crash_classified_from_its_output(server: LiveServer) -> None:
     uuid = new_job(server.url, server.tokens["both"])
-    prints = f"import sys\nprint('x' * 1000 + '\\n' * 3000)\nsys.stderr.write({KOJI_TIMEOUT!r})\n"
+    # Output first, then (once it is surely read) the traceback on stderr: the two pipes are
+    # read apart, so only what comes well apart keeps its order in the log.
+    prints = (
+        "import sys, time\nprint('x' * 1000 + '\\n' * 3000, flush=True)\ntime.sleep(0.5)\n"
+        f"sys.stderr.write({KOJI_TIMEOUT!r})\n"
+    )
     done = job_run(server, uuid, command=[*python(prints + "sys.exit(3)")])
     assert done.returncode == 3, "the command's own exit code"
     job = show(server.url, server.tokens["both"], uuid)

@@ -148,7 +148,7 @@ def register(rules: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "import",
         help="save the rules of a TOML file (each one that differs, as a new version)",
     )
-    p.add_argument("file", type=Path, metavar="FILE.toml")
+    p.add_argument("file", type=Path, metavar="FILE.toml", help="rules in the shipped format")
     p.add_argument("--author", default=AUTHOR, help=f"who the versions name (default {AUTHOR!r})")
     p.add_argument("--note", help="why (default: 'imported from FILE')")
     p.add_argument("--bug", help="a bug the change is about")
@@ -162,7 +162,7 @@ def register(rules: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "change, which kept logs of FINISHED runs it matches, which rules it overlaps. "
         "Nothing is saved.",
     )
-    p.add_argument("file", type=Path, metavar="FILE.toml")
+    p.add_argument("file", type=Path, metavar="FILE.toml", help="draft rules, shipped format")
     p.add_argument("--days", type=int, default=30, help="kept logs of this many days (30)")
     p.add_argument("--max-logs", type=int, default=5000, help="at most this many logs (5000)")
     p.add_argument("--json", action="store_true", help="one JSON object per rule")
