@@ -120,6 +120,13 @@ async def json_body(request: Request, model: type[Model]) -> Model:
     raise InvalidInput(_errors_message([{**e, "loc": ("body", *e["loc"])} for e in errors]))
 
 
+async def optional_json_body(request: Request, model: type[Model]) -> Model:
+    """`json_body` for a body that may be left out: none, or JSON null, means the model's
+    defaults (as when FastAPI reads an optional body)."""
+    sent = (await request.body()).strip()
+    return model() if sent in (b"", b"null") else await json_body(request, model)
+
+
 class OwnBodyRoutes:
     """Routes that read their bodies with `json_body` (the hot ones), and what the OpenAPI
     document must say of them.

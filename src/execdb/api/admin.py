@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from execdb.api.auth import Require
 from execdb.api.deps import ServicesDep, base_url
 from execdb.db import utcnow
-from execdb.http import OwnBodyRoutes, json_body
+from execdb.http import OwnBodyRoutes, optional_json_body
 from execdb.jobs.reclassify import Change, Scope
 from execdb.jobs.schemas import (
     AnswerPublic,
@@ -57,12 +57,7 @@ async def reclassify(
     rules answer the same are only counted. At most `limit` crashes are examined per request;
     `next` says where to go on.
     """
-    sent = (await request.body()).strip()
-    options = (
-        ReclassifyOptions()
-        if sent in (b"", b"null")
-        else await json_body(request, ReclassifyOptions)
-    )
+    options = await optional_json_body(request, ReclassifyOptions)
     scope = Scope(options.since, options.until, options.limit, options.after)
     root = base_url(request)
     listed: list[Reclassified] = []

@@ -15,7 +15,7 @@ from execdb.api.deps import ServicesDep, base_url, get_services
 from execdb.automation.schemas import DeliveryPublic
 from execdb.db import utcnow
 from execdb.errors import TransitionRefused
-from execdb.http import OwnBodyRoutes, json_answer, json_body
+from execdb.http import OwnBodyRoutes, json_answer, json_body, optional_json_body
 from execdb.jobs.schemas import (
     EventList,
     EventPublic,
@@ -236,13 +236,7 @@ async def reschedule(
 
     Rescheduling the same job twice answers 200 with the attempt made the first time.
     """
-    sent = (await request.body()).strip()
-    # No body, or JSON null, means the defaults (as when FastAPI read an optional body).
-    options = (
-        RescheduleOptions()
-        if sent in (b"", b"null")
-        else await json_body(request, RescheduleOptions)
-    )
+    options = await optional_json_body(request, RescheduleOptions)
     job, created = await services.db.run_write(
         services.jobs.reschedule, job_uuid, actor, utcnow(), force=options.force
     )

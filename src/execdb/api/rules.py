@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 from execdb.api.auth import NEEDS_TOKEN, ReadAccess, authorize_rules
 from execdb.api.deps import ServicesDep, get_services
 from execdb.db import utcnow
-from execdb.http import OwnBodyRoutes, json_body
+from execdb.http import OwnBodyRoutes, json_body, optional_json_body
 from execdb.rules.schemas import RuleChange, RuleCreate, RuleDisable, RuleTry, Window
 from execdb.rules.service import Change
+from execdb.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
 own_body = OwnBodyRoutes(router)
@@ -34,6 +35,12 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {"description": "Database unavailable; retry."},
 }
+
+
+async def _in_use(services: Services, rule_id: str, status_code: int = 200) -> JSONResponse:
+    """The rule as this process now uses it, after a change saved through it."""
+    await services.db.run(services.classifier.refresh)
+    return JSONResponse(await services.db.run(services.desk.one, rule_id, utcnow()), status_code)
 
 
 @router.get("/rules", dependencies=[ReadAccess])
@@ -63,8 +70,7 @@ async def create_rule(request: Request) -> JSONResponse:
     await services.db.run_write(
         services.rules.save, body.id, body.table(), change, utcnow(), new=True
     )
-    await services.db.run(services.classifier.refresh)
-    return JSONResponse(await services.db.run(services.desk.one, body.id, utcnow()), 201)
+    return await _in_use(services, body.id, 201)
 
 
 @router.put(
@@ -81,8 +87,7 @@ async def change_rule(rule_id: RuleId, request: Request) -> JSONResponse:
     await services.db.run_write(
         services.rules.save, rule_id, body.table(), change, utcnow(), new=False
     )
-    await services.db.run(services.classifier.refresh)
-    return JSONResponse(await services.db.run(services.desk.one, rule_id, utcnow()))
+    return await _in_use(services, rule_id)
 
 
 @router.post(
@@ -93,14 +98,12 @@ async def change_rule(rule_id: RuleId, request: Request) -> JSONResponse:
 async def disable_rule(rule_id: RuleId, request: Request) -> JSONResponse:
     """Disable a rule (of any origin); kept in its history as a version."""
     actor = await authorize_rules(request)
-    sent = (await request.body()).strip()
-    body = RuleDisable() if sent in (b"", b"null") else await json_body(request, RuleDisable)
+    body = await optional_json_body(request, RuleDisable)
     services = get_services(request)
     await services.db.run_write(
         services.rules.disable, rule_id, Change(actor.name, body.note, body.bug), utcnow()
     )
-    await services.db.run(services.classifier.refresh)
-    return JSONResponse(await services.db.run(services.desk.one, rule_id, utcnow()))
+    return await _in_use(services, rule_id)
 
 
 @router.post(
@@ -132,8 +135,7 @@ async def try_rule(request: Request) -> JSONResponse:
 async def apply_rule(rule_id: RuleId, request: Request) -> JSONResponse:
     """Reclassify the stored crashes a rule fires on (not a reporter's nor a person's)."""
     actor = await authorize_rules(request)
-    sent = (await request.body()).strip()
-    window = Window() if sent in (b"", b"null") else await json_body(request, Window)
+    window = await optional_json_body(request, Window)
     services = get_services(request)
     done = await services.db.run_write(
         services.desk.apply, rule_id, actor, utcnow(), days=window.days, max_logs=window.max_logs
