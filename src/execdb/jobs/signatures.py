@@ -48,7 +48,7 @@ def unsigned() -> ColumnElement[bool]:
     )
 
 
-def sign(classifier: Classifier, job: Mapping[str, Any], log: str | None) -> Unsigned | None:
+def sign(classifier: Classifier, job: Mapping[Any, Any], log: str | None) -> Unsigned | None:
     """The signature the report path gave `job` (a row of jobs), None: nothing to go by."""
     evidence = [_Line(int(e["line"]), str(e["text"])) for e in job["evidence"] or ()]
     signed = classifier.signature(log, job["details"], evidence)

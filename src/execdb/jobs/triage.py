@@ -12,7 +12,7 @@ notification is sent, since the person who classifies is the one who was to be t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -101,7 +101,7 @@ class Kind:
     first: datetime
     last: datetime
     tasks: list[tuple[str, int]]
-    examples: list[tuple[JobRow, str | None]]
+    examples: Sequence[tuple[JobRow, str | None]]
 
 
 @dataclass(frozen=True, slots=True)

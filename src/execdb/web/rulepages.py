@@ -71,7 +71,7 @@ def _line_of(job: Any, log: str | None) -> str | None:
     if log is not None and number:
         lines = log.split("\n")
         if number <= len(lines) and lines[number - 1].strip():
-            return lines[number - 1].strip()[:EXAMPLE_MAX_CHARS]
+            return str(lines[number - 1]).strip()[:EXAMPLE_MAX_CHARS]
     if job["evidence"]:
         return str(job["evidence"][0]["text"]).strip()[:EXAMPLE_MAX_CHARS]
     if log is None and job["details"] and job["details"].strip():
