@@ -117,6 +117,7 @@ def test_dry_run_then_apply(site: Site) -> None:
         "changed": 2,
         "unchanged": 1,
         "skipped": 0,
+        "signed": 0,
         "next": None,
     }
     moved = site.job(retried["uuid"])

@@ -1,13 +1,16 @@
 """Crashes grouped by signature, on SQLite and PostgreSQL: the signature stored with a crash,
 searching and counting by it, /triage and classifying a group, "fixed by a retry" and
-`latest=true`."""
+`latest=true`, and the signatures that crashes stored before them are given."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import select, update
 
+from execdb.jobs.models import Job
 from tests.functional.test_classification import KOJI_TIMEOUT, log_ending
 from tests.functional.test_pages import text_of
 from tests.functional.test_signin import browser, crash, csrf_of, sign_in
@@ -143,3 +146,67 @@ def test_a_crash_fixed_by_a_retry_is_marked_and_latest_keeps_the_newest_attempt(
     assert first["uuid"] in marked[0]
     assert first["uuid"] not in still.text
     assert 'name="latest" value="true" checked' in still.text
+
+
+def unsign(server: LiveServer, jobs: list[dict[str, Any]]) -> None:
+    """Leave the crashes as migration 0007 left those stored before it: no signature."""
+    ids = [uuid.UUID(j["uuid"]) for j in jobs]
+    with server.services.db.write() as conn:
+        conn.execute(
+            update(Job)
+            .where(Job.uuid.in_(ids))
+            .values(signature=None, signature_text=None, signature_line=None)
+        )
+
+
+def signatures(server: LiveServer, jobs: list[dict[str, Any]]) -> list[str | None]:
+    ids = [uuid.UUID(j["uuid"]) for j in jobs]
+    with server.services.db.read() as conn:
+        found = dict(conn.execute(select(Job.uuid, Job.signature).where(Job.uuid.in_(ids))).all())
+    return [found[i] for i in ids]
+
+
+def test_crashes_stored_without_a_signature_get_one_and_join_their_group(
+    server: LiveServer,
+) -> None:
+    jam = crashes(server, JAM, 4)
+    kin = jam[0]["signature"]
+    with server.client("both") as client:
+        job = job_in(client, "RUNNING")
+        answer = report(
+            client, job["uuid"], state="CRASHED", details=JAM.format(n=5) + "\nand more"
+        )
+        from_details = answer.json()
+        reported = crash(
+            server, blame="UNKNOWN", cause="koji.timeout", log=log_ending(JAM.format(n=6))
+        )
+        bare = job_in(client, "RUNNING")
+        nothing = report(client, bare["uuid"], state="CRASHED").json()
+    assert from_details["signature"] == kin, "the details' first line, masked"
+    assert reported["classified_by"] == "reporter"
+    old = [*jam[:3], from_details, reported, nothing]
+    unsign(server, old)
+    with httpx.Client(base_url=server.url) as client:
+        before = text_of(client.get("/triage"))
+    with server.client("admin") as client:
+        history = len(events(client, jam[0]["uuid"]))
+        dry = client.post("/api/v1/admin/reclassify", json={"dry_run": True}).json()
+        unchanged = signatures(server, old)
+        done = client.post("/api/v1/admin/reclassify", json={}).json()
+        again = client.post("/api/v1/admin/reclassify", json={}).json()
+        found = client.get("/api/v1/jobs", params={"signature": kin}).json()["data"]
+    with httpx.Client(base_url=server.url) as client:
+        after = text_of(client.get("/triage"))
+    assert f"1 {TIMES} frobnicator <n> jammed" in before
+    assert f"6 {TIMES} no log and no details" in before
+    assert (dry["signed"], unchanged) == (5, [None] * 6), "a dry run writes nothing"
+    assert (done["signed"], done["changed"]) == (5, 0)
+    assert again["signed"] == 0, "a second run finds nothing left to sign"
+    assert signatures(server, old) == [kin] * 5 + [None]
+    assert {j["uuid"] for j in found} == {j["uuid"] for j in [*jam, from_details, reported]}
+    with server.client() as client:
+        stored = client.get(f"/api/v1/jobs/{jam[0]['uuid']}").json()
+        assert len(events(client, jam[0]["uuid"])) == history, "derived data: no event"
+    assert (stored["signature_text"], stored["signature_line"]) == (jam[0]["signature_text"], 42)
+    assert f"6 {TIMES} frobnicator <n> jammed in <path>: giving up" in after
+    assert f"1 {TIMES} no log and no details" in after

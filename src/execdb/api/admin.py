@@ -54,8 +54,8 @@ async def reclassify(
     """Run the current rules again over stored crashes the rules or nobody classified.
 
     Each change is listed (and, unless dry_run, written with a history event); crashes the
-    rules answer the same are only counted. At most `limit` crashes are examined per request;
-    `next` says where to go on.
+    rules answer the same are only counted. Crashes stored without a signature get one. At
+    most `limit` crashes are examined per request; `next` says where to go on.
     """
     options = await optional_json_body(request, ReclassifyOptions)
     scope = Scope(options.since, options.until, options.limit, options.after)
@@ -75,6 +75,7 @@ async def reclassify(
         changed=summary.changed,
         unchanged=summary.unchanged,
         skipped=summary.skipped,
+        signed=summary.signed,
         data=listed,
         next=summary.next,
     )

@@ -275,16 +275,18 @@ def _show_change(change: Change, *, as_json: bool) -> None:
 
 def _show_summary(summary: Summary, *, as_json: bool) -> None:
     if as_json:
-        counts = ("examined", "changed", "unchanged", "skipped")
+        counts = ("examined", "changed", "unchanged", "skipped", "signed")
         line: dict[str, Any] = {"dry_run": summary.dry_run, "rules_version": summary.rules_version}
         line |= {name: getattr(summary, name) for name in counts}
         print(json.dumps(line | {"next": str(summary.next) if summary.next else None}))
         return
     changed = "would change" if summary.dry_run else "changed"
+    signed = "would get" if summary.dry_run else "got"
     print(
         f"rules {summary.rules_version}: {summary.examined} crashes examined, "
         f"{summary.changed} {changed}, {summary.unchanged} unchanged, "
         f"{summary.skipped} skipped (changed meanwhile)"
+        + (f", {summary.signed} {signed} a signature" if summary.signed else "")
         + ("; dry run, nothing written" if summary.dry_run else "")
     )
     if summary.next is not None:
@@ -345,6 +347,7 @@ def _register_reclassify(commands: Commands) -> None:
         description="Run the current classification rules (the shipped ones and the "
         "rules_file setting's) again over stored crashes with a kept log whose blame and "
         "cause came from the rules or from nobody; a reporter's cause is never changed. "
+        "Crashes stored without a signature (before ExecDB computed them) get one. "
         "Prints each change (crashes the rules answer the same are only counted), then a "
         "summary. Each change is written with an event in the job's history; no "
         "notification is sent again, and a pending retry the retry policy would no longer "

@@ -1,8 +1,11 @@
 """Reclassification: the current rules over stored crashes (`execdb reclassify`, and
 POST /api/v1/admin/reclassify; docs/classification.md, "Reclassify").
 
-Only crashes with a kept log whose answer came from the rules or from nobody are looked at
-(`states.reclassifiable`); a reporter's cause never is. Jobs are read in batches, oldest first,
+Only crashes with a kept log whose answer came from the rules or from nobody are decided again
+(`states.reclassifiable`); a reporter's cause never is. A run also signs the crashes in its
+scope that were stored without a signature (`execdb.jobs.signatures`), whatever classified
+them, in the same pass: the signed ones leave the set, so a run again finds only the rest.
+Jobs are read in batches, oldest first,
 by keyset on their id, so that a million stored crashes are never loaded at once; each log is
 classified as the report path does it (`execdb.jobs.classification`). A dry run only reads.
 
@@ -21,13 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
 from execdb.causes.catalogue import Catalogue
 from execdb.db import Database
 from execdb.errors import InvalidInput, JobNotFound
-from execdb.jobs import states, store
+from execdb.jobs import signatures, states, store
 from execdb.jobs.classification import classified
 from execdb.jobs.interfaces import Classifier, Reactions
 from execdb.jobs.models import Job, JobLog
@@ -42,6 +45,9 @@ _RULES_OR_NOBODY = or_(
     Job.classified_by.is_(None), Job.classified_by.in_([c for c in RECLASSIFIABLE if c])
 )
 _LOG = select(JobLog.text).where(JobLog.state == State.CRASHED)
+_KEPT = and_(JobLog.job_id == Job.id, JobLog.state == State.CRASHED)
+# Crashes the rules may decide again, or that lack a signature (`signatures.unsigned`).
+_WANTED = or_(and_(_RULES_OR_NOBODY, JobLog.job_id.is_not(None)), signatures.unsigned())
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +108,9 @@ class Scope:
 
 @dataclass(slots=True)
 class Summary:
-    """What a run did: eligible jobs examined, of them changed, unchanged (the rules give
-    the same blame, cause and rule) and skipped (changed meanwhile, found so when applying),
+    """What a run did: jobs examined (eligible, or without a signature), of them changed,
+    unchanged (the rules give the same blame, cause and rule, or may not decide them) and
+    skipped (changed meanwhile, found so when applying); `signed`, those given a signature;
     and `next`, the last job examined when `limit` stopped the run (None: it went through)."""
 
     rules_version: str
@@ -111,6 +118,7 @@ class Summary:
     examined: int = 0
     changed: int = 0
     skipped: int = 0
+    signed: int = 0
     next: uuid.UUID | None = None
 
     @property
@@ -121,6 +129,7 @@ class Summary:
 @dataclass(frozen=True, slots=True)
 class Batch:
     changes: list[Change]
+    unsigned: list[signatures.Unsigned]  # crashes to sign that no change signs
     examined: int
     last: tuple[int, uuid.UUID] | None  # the id and uuid of the last job examined
 
@@ -167,6 +176,11 @@ class Reclassifier:
                 summary.changed += 1
                 if each is not None:
                     each(change)
+            if batch.unsigned:
+                signed = len(batch.unsigned)
+                if not dry_run:
+                    signed = await self.db.run_write(self.sign, batch.unsigned)
+                summary.signed += signed
             if batch.last is None or batch.examined < size:
                 break
             after = batch.last[0]
@@ -185,11 +199,12 @@ class Reclassifier:
         return int(found)
 
     def batch(self, after: int, size: int, scope: Scope, now: datetime) -> Batch:
-        """The next `size` eligible jobs after the id `after`, and what would change of them."""
+        """The next `size` jobs after the id `after` that are eligible or unsigned, what would
+        change of them and which to sign."""
         stmt = (
             select(Job.__table__, JobLog.text.label("kept_log"))
-            .join(JobLog, JobLog.job_id == Job.id)
-            .where(Job.state == State.CRASHED, _RULES_OR_NOBODY, JobLog.state == State.CRASHED)
+            .outerjoin(JobLog, _KEPT)
+            .where(Job.state == State.CRASHED, _WANTED)
             .where(Job.id > after)
             .order_by(Job.id)
             .limit(size)
@@ -200,9 +215,24 @@ class Reclassifier:
             stmt = stmt.where(Job.created_at <= scope.until)
         with self.db.read() as conn:
             rows = list(conn.execute(stmt).mappings())
-        changes = [c for row in rows if (c := self.change(row, row["kept_log"], now)) is not None]
+        changes: list[Change] = []
+        unsigned: list[signatures.Unsigned] = []
+        for row in rows:
+            log = row["kept_log"]
+            change = self.change(row, log, now) if _eligible(row, log) else None
+            if change is not None:
+                changes.append(change)  # it writes the signature of its new answer
+            elif row["signature"] is None:
+                found = signatures.sign(self.classifier, row, log)
+                if found is not None:
+                    unsigned.append(found)
         last = (rows[-1]["id"], rows[-1]["uuid"]) if rows else None
-        return Batch(changes, len(rows), last)
+        return Batch(changes, unsigned, len(rows), last)
+
+    def sign(self, crashes: list[signatures.Unsigned]) -> int:
+        """Sign crashes still unsigned and unchanged since read; how many were signed."""
+        with self.db.write() as conn:
+            return signatures.fill(conn, crashes)
 
     def change(self, job: JobRow, log: str, now: datetime) -> Change | None:
         """What the current rules make of an eligible job's log, if it differs from what the
@@ -246,6 +276,10 @@ class Reclassifier:
             if self.reactions is not None:
                 self.reactions.reclassified(conn, job, {**job, **after}, actor, now)
         return change
+
+
+def _eligible(job: JobRow, log: str | None) -> bool:
+    return log is not None and states.reclassifiable(job)
 
 
 def _kept_log(conn: Connection, job: JobRow) -> str | None:

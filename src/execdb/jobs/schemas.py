@@ -313,7 +313,10 @@ class ReclassifyOptions(BaseModel):
     )
     dry_run: StrictBool = Field(default=False, description="List the changes, write nothing.")
     limit: int = Field(
-        default=1000, ge=1, le=1000, description="At most this many eligible crashes examined."
+        default=1000,
+        ge=1,
+        le=1000,
+        description="At most this many crashes examined (eligible, or without a signature).",
     )
     after: UUID | None = Field(
         default=None, description="Go on after this job: the `next` of an earlier answer."
@@ -347,11 +350,19 @@ class Reclassified(BaseModel):
 class ReclassifyResult(BaseModel):
     dry_run: bool
     rules_version: str = Field(description="The version of the rules that were run.")
-    examined: int = Field(description="Eligible crashes looked at.")
+    examined: int = Field(
+        description="Crashes looked at: eligible ones, and those stored without a signature."
+    )
     changed: int = Field(description="Of them, given a new blame, cause or rule (listed).")
-    unchanged: int = Field(description="Of them, answered the same by the current rules.")
+    unchanged: int = Field(
+        description="Of them, answered the same by the current rules (or not theirs to decide)."
+    )
     skipped: int = Field(
         description="Of them, changed meanwhile (reported, or no longer eligible) and left alone."
+    )
+    signed: int = Field(
+        description="Of them, given the signature they were stored without (in a dry run: "
+        "would be)."
     )
     data: list[Reclassified]
     next: UUID | None = Field(

@@ -12,12 +12,12 @@ notification is sent, since the person who classifies is the one who was to be t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, desc, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, case, desc, func, literal_column, or_, select
 from sqlalchemy.engine import Connection
 
 from execdb.causes.catalogue import Catalogue
@@ -25,7 +25,7 @@ from execdb.db import Database
 from execdb.errors import JobNotFound, TransitionRefused
 from execdb.jobs import store
 from execdb.jobs.interfaces import Reactions
-from execdb.jobs.models import Job
+from execdb.jobs.models import Job, JobLog
 from execdb.jobs.schemas import ClassificationIn
 from execdb.jobs.states import Event, JobRow
 from execdb.vocabulary import Actor, Blame, ClassifiedBy, Outcome, State
@@ -87,6 +87,21 @@ class Group:
     tasks: list[tuple[str, int]] = field(default_factory=list)
     arches: list[tuple[str, int]] = field(default_factory=list)
     example: JobRow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """The crashes of one signature, for a rule made from them: the unclassified ones when
+    there are any, else all of them; the newest few as examples, with their kept logs."""
+
+    signature: str
+    text: str | None
+    count: int
+    unclassified: bool  # whether count, tasks and examples are of the unclassified ones
+    first: datetime
+    last: datetime
+    tasks: list[tuple[str, int]]
+    examples: Sequence[tuple[JobRow, str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +259,47 @@ class TriageService:
             examples = {e["id"]: e for e in found}
             groups = [_group(row, spread, examples.get(row.example)) for row in shown]
         return Triage(groups, int(crashes), int(groups_count))
+
+    def kind(self, signature: str, examples: int = 3) -> Kind | None:
+        """The crashes of `signature` (None: there are none)."""
+        mine = [Job.state == literal_column("'CRASHED'"), Job.signature == signature]
+        open_ = and_(*unclassified(self.catalogue))
+        with self.db.read() as conn:
+            total, left = conn.execute(
+                select(func.count(), func.coalesce(func.sum(case((open_, 1), else_=0)), 0)).where(
+                    *mine
+                )
+            ).one()
+            if not total:
+                return None
+            if left:
+                mine.append(open_)
+            count, first, last = conn.execute(
+                select(func.count(), func.min(Job.created_at), func.max(Job.created_at)).where(
+                    *mine
+                )
+            ).one()
+            tasks = conn.execute(
+                select(Job.task, func.count()).where(*mine).group_by(Job.task)
+            ).all()
+            newest = (
+                select(Job.__table__, JobLog.text.label("kept_log"))
+                .outerjoin(JobLog, JobLog.job_id == Job.id)
+                .where(*mine)
+                .order_by(Job.id.desc())
+                .limit(examples)
+            )
+            rows = [(dict(r), r["kept_log"]) for r in conn.execute(newest).mappings()]
+        return Kind(
+            signature=signature,
+            text=rows[0][0]["signature_text"],
+            count=int(count),
+            unclassified=bool(left),
+            first=first,
+            last=last,
+            tasks=_top({t: int(n) for t, n in tasks}),
+            examples=rows,
+        )
 
     def _spread(
         self, conn: Connection, window: list[ColumnElement[bool]], signatures: Iterable[str | None]

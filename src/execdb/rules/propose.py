@@ -1,8 +1,11 @@
-"""Patterns proposed from a crash for a new rule: its evidence lines, or its key error line.
+"""Patterns proposed for a new rule: from a crash, its evidence lines or its key error line;
+from a group of crashes of one signature, the signature itself.
 
 Each line's variable parts become RE2 classes, so that the pattern matches the same failure
-on another build, host or day; everything else is escaped and so matched literally. The person
-edits them before anything is saved.
+on another build, host or day; everything else is escaped and so matched literally. A
+signature already says which parts vary (its `<kind>` marks, execdb.classify.signature), so
+its pattern puts a class where each mark is; it is kept only if it matches every example line
+of the group. The person edits them before anything is saved.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from execdb.classify.regex import PatternError, check_line_pattern
 from execdb.classify.rules import PATTERN_MAX_LENGTH
+from execdb.classify.signature import TEXT_MAX_CHARS
 
 # Longest part of a line a proposed pattern is made from.
 LINE_MAX_CHARS = 200
@@ -77,3 +82,57 @@ def propose(evidence: Sequence[str], log: str | None) -> list[str]:
         found = key_line(log)
         lines = [found] if found else []
     return list(dict.fromkeys(pattern_of(line) for line in lines if pattern_of(line)))
+
+
+# What each mark of a signature stands for (execdb.classify.signature.MASKS), as an RE2
+# class that matches what the mark replaced; short rather than exact, for a person to read.
+_KIND_CLASSES = {
+    "uuid": r"[0-9a-fA-F-]+",
+    "url": r"\S+",
+    "date": r"[0-9][0-9:., TZ+-]*",
+    "time": r"[0-9:.,]+",
+    "ip": r"[0-9.:]+",
+    "path": r"\S+",
+    "nvr": r"\S+",
+    "host": r"[\w.:-]+",
+    "hex": r"(?:0x)?[0-9a-fA-F]+",
+    "n": r"\d+",
+}
+_MARK = re.compile("<(" + "|".join(_KIND_CLASSES) + ")>")
+_PARTIAL_MARK = re.compile(r"<[a-z]*$")
+
+
+def of_signature(text: str) -> str:
+    """A line pattern for a signature's masked text: a class for each mark, the rest
+    literal (a text cut at its maximum loses a mark cut in two)."""
+    if len(text) >= TEXT_MAX_CHARS:
+        text = _PARTIAL_MARK.sub("", text)
+    out: list[str] = []
+    pos = 0
+    for found in _MARK.finditer(text):
+        out.append(escape(text[pos : found.start()]))
+        out.append(_KIND_CLASSES[found.group(1)])
+        pos = found.end()
+    out.append(escape(text[pos:]))
+    return "".join(out).strip()
+
+
+def matches_all(pattern: str, lines: Sequence[str]) -> bool:
+    """Whether RE2, as the rules use it, finds `pattern` in each of `lines`."""
+    if not pattern or len(pattern) > PATTERN_MAX_LENGTH:
+        return False
+    try:
+        compiled = check_line_pattern(pattern)
+    except PatternError:
+        return False
+    return all(compiled.search(line.encode()) is not None for line in lines)
+
+
+def propose_for_group(signature_text: str, lines: Sequence[str]) -> list[str]:
+    """Patterns for a rule from a group: the signature's, when it matches every example
+    line; else one per example line (`pattern_of`)."""
+    wanted = [line for line in lines if line.strip()]
+    pattern = of_signature(signature_text)
+    if wanted and matches_all(pattern, wanted):
+        return [pattern]
+    return list(dict.fromkeys(p for line in wanted if (p := pattern_of(line))))

@@ -1,6 +1,7 @@
 """The rules pages: /rules (every rule, its hits, the stale ones) and /rules/new, where a rule
-is made from a crash: patterns proposed from its evidence or its key error line, edited, tried
-over the stored data (the backtest), saved, then applied to the stored crashes it fires on.
+is made from a crash (patterns proposed from its evidence or its key error line) or from a
+group of crashes of one signature (/triage's groups: the pattern of the signature), edited,
+tried over the stored data (the backtest), saved, then applied to the stored crashes it fires on.
 
 The forms are sent by a person signed in to the pages with a token of the scope triage (or
 admin), each with the session's CSRF token (execdb.web.forms); nothing is changed without.
@@ -8,6 +9,7 @@ admin), each with the session's CSRF token (execdb.web.forms); nothing is change
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,8 +19,9 @@ from fastapi import APIRouter, Request, Response
 from execdb.api.auth import RULES_SCOPES, ReadAccess
 from execdb.api.deps import ServicesDep
 from execdb.db import utcnow
-from execdb.errors import ExecDBError, InvalidInput, JobNotFound
-from execdb.rules.propose import key_line, propose
+from execdb.errors import ExecDBError, InvalidInput, JobNotFound, NotFound
+from execdb.jobs.triage import Kind
+from execdb.rules.propose import key_line, propose, propose_for_group
 from execdb.rules.service import Change
 from execdb.vocabulary import Actor
 from execdb.web.forms import signed_in
@@ -28,6 +31,10 @@ router = APIRouter(include_in_schema=False, dependencies=[ReadAccess], route_cla
 
 FORM_MAX_BYTES = 256 * 1024
 LIST_FIELDS = ("match", "then", "unless", "examples", "counter_examples")
+# A group's draft: its newest crashes read for their lines, and as long a line as is shown.
+GROUP_EXAMPLES = 3
+EXAMPLE_MAX_CHARS = 1000
+SIGNATURE = re.compile(r"[0-9a-f]{16}")
 
 
 @router.get("/rules")
@@ -42,9 +49,8 @@ def _draft_from_job(job: Any, log: Any) -> dict[str, Any]:
     patterns = propose(evidence, log["text"] if log else None)
     if not evidence and log is not None and (line := key_line(log["text"])) is not None:
         evidence = [line.strip()]
-    task = "".join(c if c.isalnum() else "_" for c in job["task"].lower()).strip("_")
     return {
-        "id": f"site.{task or 'rule'}_{str(job['uuid'])[:8]}",
+        "id": f"site.{_slug(job['task'])}_{str(job['uuid'])[:8]}",
         "cause": "",
         "blame": "",
         "precedence": "50",
@@ -55,11 +61,59 @@ def _draft_from_job(job: Any, log: Any) -> dict[str, Any]:
     }
 
 
+def _slug(task: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in task.lower()).strip("_") or "rule"
+
+
+def _line_of(job: Any, log: str | None) -> str | None:
+    """The crash's key line, the one its signature was made from."""
+    number = job["signature_line"]
+    if log is not None and number:
+        lines = log.split("\n")
+        if number <= len(lines) and lines[number - 1].strip():
+            return str(lines[number - 1]).strip()[:EXAMPLE_MAX_CHARS]
+    if job["evidence"]:
+        return str(job["evidence"][0]["text"]).strip()[:EXAMPLE_MAX_CHARS]
+    if log is None and job["details"] and job["details"].strip():
+        return str(job["details"]).strip().splitlines()[0][:EXAMPLE_MAX_CHARS]
+    return None
+
+
+def _draft_from_kind(kind: Kind) -> dict[str, Any]:
+    lines = list(dict.fromkeys(line for j, log in kind.examples if (line := _line_of(j, log))))
+    tasks = ", ".join(f"{task} ({n})" for task, n in kind.tasks)
+    plural = "es" if kind.count != 1 else ""
+    return {
+        "id": f"site.{_slug(kind.tasks[0][0])}_{kind.signature[:8]}",
+        "cause": "",
+        "blame": "",
+        "precedence": "50",
+        "description": f'{kind.count} crash{plural} of the signature "{kind.text}" from '
+        f"{kind.first:%Y-%m-%d} to {kind.last:%Y-%m-%d}, in {tasks}.",
+        "match": "\n".join(propose_for_group(kind.text or "", lines)),
+        "examples": "\n".join(lines),
+        "signature": kind.signature,
+    }
+
+
 @router.get("/rules/new")
-async def new_rule_page(request: Request, services: ServicesDep, job: str = "") -> Response:
-    """A rule made from a crash: proposed patterns, to edit, try and save."""
+async def new_rule_page(
+    request: Request, services: ServicesDep, job: str = "", signature: str = ""
+) -> Response:
+    """A rule made from a crash or a group of one signature: proposed patterns, to edit,
+    try and save."""
     form: dict[str, Any] = {"precedence": "50"}
-    if job:
+    more: dict[str, Any] = {}
+    if signature:
+        found = None
+        if SIGNATURE.fullmatch(signature):
+            found = await services.db.run_read(services.triage.kind, signature, GROUP_EXAMPLES)
+        if found is None:
+            raise NotFound(f"no crash has the signature {signature!r}")
+        form = _draft_from_kind(found)
+        more["kind"] = found
+        more["without_logs"] = all(log is None for _, log in found.examples)
+    elif job:
         try:
             parsed = uuid.UUID(job)
         except ValueError:
@@ -67,7 +121,7 @@ async def new_rule_page(request: Request, services: ServicesDep, job: str = "") 
         row = await services.db.run(services.jobs.get, parsed)
         log = await services.db.run(services.jobs.kept_log, parsed)
         form = _draft_from_job(row, log)
-    return render(request, "rule_new.html", _context(services, form))
+    return render(request, "rule_new.html", _context(services, form, **more))
 
 
 def _context(services: Any, form: dict[str, Any], **more: Any) -> dict[str, Any]:

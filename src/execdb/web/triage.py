@@ -32,7 +32,7 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 PERIODS = {"24h": 1, "7d": 7, "30d": 30}
 PERIOD_LABELS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days"}
 DEFAULT_PERIOD = "7d"
-# The rules editor, when the application has one, makes a rule from a group's signature.
+# The rules editor (execdb.web.rulepages) makes a rule from a group's signature.
 RULE_FROM_GROUP = "/rules/new"
 
 
@@ -62,10 +62,6 @@ def _job_uuid(text: str) -> uuid.UUID:
         return uuid.UUID(text)
     except ValueError:
         raise JobNotFound(text) from None
-
-
-def _has_route(request: Request, path: str) -> bool:
-    return any(getattr(route, "path", None) == path for route in request.app.router.routes)
 
 
 @router.post("/jobs/{job_uuid}/classification")
@@ -148,6 +144,6 @@ async def triage_page(request: Request, services: ServicesDep) -> Response:
             "catalogue": services.catalogue,
             "classified": int(classified) if classified and classified.isdigit() else None,
             "classified_as": request.query_params.get("as"),
-            "make_rule": RULE_FROM_GROUP if _has_route(request, RULE_FROM_GROUP) else None,
+            "make_rule": RULE_FROM_GROUP,
         },
     )
