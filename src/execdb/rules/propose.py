@@ -10,8 +10,9 @@ of the group. The person edits them before anything is saved.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+
+import re2  # type: ignore[import-untyped]
 
 from execdb.classify.regex import PatternError, check_line_pattern
 from execdb.classify.rules import PATTERN_MAX_LENGTH
@@ -20,12 +21,13 @@ from execdb.classify.signature import TEXT_MAX_CHARS
 # Longest part of a line a proposed pattern is made from.
 LINE_MAX_CHARS = 200
 # A line that says an error happened, for a crash no rule recognised.
-_ERRORISH = re.compile(
+_ERRORISH = re2.compile(
     r"(?i)\b(error|exception|failed|failure|fatal|timed? ?out|refused|denied|killed|"
     r"cannot|could not|unable|no such|not found)\b"
 )
 _TRACEBACK_HEAD = "Traceback (most recent call last)"
 _STEP_PASSED = "program finished with exit code 0"
+_HEX_WORD = r"\b[0-9a-f]{7,}\b"
 # Variable parts, most specific first; each with the RE2 class it becomes.
 _MASKS: tuple[tuple[str, str], ...] = (
     (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", r"[0-9a-f-]+"),
@@ -33,10 +35,13 @@ _MASKS: tuple[tuple[str, str], ...] = (
     (r"(?:/[\w.+-]+){2,}/?", r"/\S*"),
     (r"\b(?:[a-zA-Z0-9-]+\.)+(?:org|com|net|io|edu|local|lan|internal)\b", r"[\w.-]+"),
     (r"\b0x[0-9a-fA-F]+\b", r"0x[0-9a-f]+"),
-    (r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,}\b", r"[0-9a-f]+"),
+    (r"\b\d+\b", r"\d+"),
+    # A hex id: a word of 7 or more hex digits; pure numbers are taken just above, and a
+    # word of letters only ("defaced") is kept as text (pattern_of).
+    (_HEX_WORD, r"[0-9a-f]+"),
     (r"\d+", r"\d+"),
 )
-_MASK = re.compile("|".join(f"({m})" for m, _ in _MASKS))
+_MASK = re2.compile("|".join(f"({m})" for m, _ in _MASKS))
 _SPECIAL = set(r"\.^$|?*+()[]{}")
 
 
@@ -52,9 +57,11 @@ def pattern_of(line: str) -> str:
     out: list[str] = []
     pos = 0
     for found in _MASK.finditer(line):
+        mask, masked = _MASKS[(found.lastindex or len(_MASKS)) - 1]
+        if mask == _HEX_WORD and not any(c.isdigit() for c in found.group(0)):
+            continue
         out.append(escape(line[pos : found.start()]))
-        group = found.lastindex or len(_MASKS)
-        out.append(_MASKS[group - 1][1])
+        out.append(masked)
         pos = found.end()
     out.append(escape(line[pos:]))
     return "".join(out)[:PATTERN_MAX_LENGTH].rstrip("\\")
@@ -98,8 +105,8 @@ _KIND_CLASSES = {
     "hex": r"(?:0x)?[0-9a-fA-F]+",
     "n": r"\d+",
 }
-_MARK = re.compile("<(" + "|".join(_KIND_CLASSES) + ")>")
-_PARTIAL_MARK = re.compile(r"<[a-z]*$")
+_MARK = re2.compile("<(" + "|".join(_KIND_CLASSES) + ")>")
+_PARTIAL_MARK = re2.compile(r"<[a-z]*$")
 
 
 def of_signature(text: str) -> str:
