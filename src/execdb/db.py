@@ -9,7 +9,8 @@ per call; the server reaches it through `Database.run`:
   thread that wants it back waits up to the 5 ms switch interval while the loop parses the
   next request), which capped throughput (docs/benchmarks.md).
 - On PostgreSQL the call runs on a pool of database threads: psycopg releases the GIL while
-  it waits on the server, so the loop goes on serving while queries are in flight.
+  it waits on the server, so the loop goes on serving while queries are in flight. Their
+  transactions send what they need not wait for in pipeline mode (execdb.pipelined).
 
 The API's writes go through `Database.run_write`. On SQLite the writes that arrive in one
 turn of the event loop share one transaction (group commit): each runs in a savepoint of its
@@ -63,6 +64,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from execdb.pipelined import Pipelines
 from execdb.prepared import Prepared
 
 P = ParamSpec("P")
@@ -71,10 +73,8 @@ T = TypeVar("T")
 
 def _reader_count() -> int:
     """One core for the event loop, the others (up to four) for long reads."""
-    if hasattr(os, "sched_getaffinity"):
-        cores = len(os.sched_getaffinity(0))
-    else:
-        cores = os.cpu_count() or 1
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity else os.cpu_count() or 1
     return min(4, max(1, cores - 1))
 
 
@@ -206,6 +206,7 @@ class Database:
         self._kept_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
+        self._pipelines = None if self.is_sqlite else Pipelines(engine)
         if not self.is_sqlite:
             self._executor = ThreadPoolExecutor(
                 threads,
@@ -244,7 +245,8 @@ class Database:
             kept: Connection | None = getattr(self._local, "conn", None)
             if kept is not None:
                 kept.execution_options(execdb_write=write)
-                with kept.begin():
+                pipelined = self._pipelines.transaction(kept) if self._pipelines else nullcontext()
+                with kept.begin(), pipelined:
                     yield kept
                 return
             with self.engine.connect() as conn:
@@ -367,6 +369,8 @@ class Database:
         for executor in (self._executor, self._readers):
             if executor is not None:
                 executor.shutdown(wait=True)
+        if self._pipelines is not None:
+            self._pipelines.close()
         with self._kept_lock:
             for conn in self._kept:
                 conn.close()

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -79,24 +79,13 @@ class Prepared:
             else:
                 cursor.execute(c.sql, {n: v for (n, _), v in zip(c.binds, values, strict=True)})
         except conn.dialect.loaded_dbapi.Error as exc:
-            # Raise what SQLAlchemy itself would have, so callers and error handlers see one
-            # family of exceptions (IntegrityError, OperationalError ...), and drop a
-            # connection the server has closed, as SQLAlchemy does.
             cursor.close()
-            lost = conn.dialect.is_disconnect(exc, raw, cursor)
-            if lost:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                c.sql,
-                dict(params),
-                exc,
-                conn.dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=conn.dialect,
-            ) from exc
+            raise database_error(conn, exc, c.sql, params, cursor) from exc
         return c, cursor
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        """Run the statement; in a pipeline (execdb.pipelined) it is only queued, and goes,
+        and fails if it fails, with the next statement that is waited for."""
         if not Prepared.enabled:
             conn.execute(cast(Executable, self.statement), dict(params))
             return
@@ -109,8 +98,32 @@ class Prepared:
             row = conn.execute(cast(Executable, self.statement), dict(params)).mappings().first()
             return dict(row) if row is not None else None
         c, cursor = self._run(conn, params)
-        row = cursor.fetchone()
-        cursor.close()
+        try:
+            row = cursor.fetchone()  # in a pipeline (execdb.pipelined), where errors show
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise database_error(conn, exc, c.sql, params, cursor) from exc
+        finally:
+            cursor.close()
         if row is None:
             return None
         return {k: p(v) if p else v for (k, p), v in zip(c.columns, row, strict=True)}
+
+
+def database_error(
+    conn: Connection, exc: Exception, sql: str, params: Mapping[str, Any], cursor: Any
+) -> StatementError:
+    """What SQLAlchemy itself would have raised for the driver's `exc`, so that callers and
+    error handlers see one family of exceptions (IntegrityError, OperationalError ...); a
+    connection the server has closed is dropped, as SQLAlchemy does."""
+    raw = conn.connection.driver_connection
+    lost = conn.dialect.is_disconnect(cast(Any, exc), raw, cursor)
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(
+        sql,
+        dict(params),
+        exc,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )

@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "ids",
                 "errors",
                 "prepared",
+                "pipelined",
                 "paging",
                 "db",
                 "dbfaults",
