@@ -629,7 +629,9 @@ def plan(client: Client, source: Path, meta: dict[str, Any], repeat: int) -> lis
             path = _local(link)
         if path is not None:
             measurements.append(Measurement("search", f"search {name}, page 100", [path]))
-    for name, query in scale_logs.searches(PACKAGES, week).items():
+    first = end - dt.timedelta(days=meta["params"]["days"])
+    old_year = first.year if first.year != end.year else None
+    for name, query in scale_logs.searches(PACKAGES, week, old_year).items():
         measurements.append(Measurement("text", f"search {name}", [f"/api/v1/jobs?{query}"]))
     measurements.append(
         Measurement("job", "GET /api/v1/jobs/<uuid>", [f"/api/v1/jobs/{u}" for u in sample])

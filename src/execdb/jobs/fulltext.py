@@ -106,15 +106,19 @@ def postgres_page(
     bound = [] if cursor is None else [key > cursor.key if upward else key < cursor.key]
     order = key.asc() if upward else key.desc()
     walk = walk_rows(limit)
-    # A LIMIT in a subquery is a fence: no plan can test more documents than these.
-    newest = select(key, _FTS.c.document).where(*bound).order_by(order).limit(walk).subquery()
-    tested = Job.id.in_(select(newest.c.job_id).where(newest.c.document.op("@@")(query)))
+    # The newest documents of the jobs that the other filters keep. A LIMIT in a subquery is
+    # a fence: no plan can test more documents than these.
+    newest = select(key, _FTS.c.document).join(Job, Job.id == key).where(*where, *bound)
+    walked = newest.order_by(order).limit(walk).subquery()
+    tested = Job.id.in_(select(walked.c.job_id).where(walked.c.document.op("@@")(query)))
     rows = jobs.rows(conn, [*where, tested], cursor, limit, descending=True)
     edge = None
     if len(rows) <= limit:
-        edge = conn.execute(
-            select(key).where(*bound).order_by(order).offset(walk - 1).limit(1)
-        ).scalar()
+        # The last document walked, if the walk stopped short of the end.
+        ids = newest.with_only_columns(key).order_by(order).limit(walk).subquery()
+        edge_of = func.max(ids.c.job_id) if upward else func.min(ids.c.job_id)
+        counted, edge = conn.execute(select(func.count(), edge_of)).one()
+        edge = edge if counted == walk else None
     if edge is not None:
         beyond = key > edge if upward else key < edge
         matches = (
