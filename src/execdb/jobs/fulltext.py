@@ -100,39 +100,41 @@ def postgres_page(
     query = func.plainto_tsquery(
         literal_column("'simple'::regconfig"), bindparam("fts_q", " ".join(words), unique=True)
     )
-    # The walk goes the cursor's way: newest first, or up from a `prev` link's cursor.
+    # Both parts go the cursor's way: newest first, or up from a `prev` link's cursor.
     upward = cursor is not None and cursor.direction == "before"
     key = _FTS.c.job_id
     bound = [] if cursor is None else [key > cursor.key if upward else key < cursor.key]
-    order = key.asc() if upward else key.desc()
     walk = walk_rows(limit)
-    # The newest documents of the jobs that the other filters keep. A LIMIT in a subquery is
-    # a fence: no plan can test more documents than these.
-    newest = select(key, _FTS.c.document).join(Job, Job.id == key).where(*where, *bound)
-    walked = newest.order_by(order).limit(walk).subquery()
-    tested = Job.id.in_(select(walked.c.job_id).where(walked.c.document.op("@@")(query)))
-    rows = jobs.rows(conn, [*where, tested], cursor, limit, descending=True)
-    edge = None
-    if len(rows) <= limit:
-        # The last document walked, if the walk stopped short of the end.
-        ids = newest.with_only_columns(key).order_by(order).limit(walk).subquery()
-        edge_of = func.max(ids.c.job_id) if upward else func.min(ids.c.job_id)
-        counted, edge = conn.execute(select(func.count(), edge_of)).one()
-        edge = edge if counted == walk else None
-    if edge is not None:
+    # The newest documents of the jobs that the other filters keep. The LIMIT is a fence: no
+    # plan tests more documents than these, and the page is read in their order, so that a
+    # common word stops the walk after a page's worth.
+    newest = select(key).join(Job, Job.id == key).where(*where, *bound)
+    newest = newest.order_by(key.asc() if upward else key.desc()).limit(walk)
+    walked = newest.add_columns(_FTS.c.document).subquery("walked")
+    tested = [Job.id == walked.c.job_id, walked.c.document.op("@@")(query)]
+    rows = jobs.rows(conn, [*where, *tested], cursor, limit, descending=True, key=walked.c.job_id)
+    if len(rows) > limit:
+        return jobs.finish(conn, rows, cursor, limit, max_bytes=max_bytes)
+    ids = newest.subquery()
+    counted, edge = conn.execute(
+        select(func.count(), func.max(ids.c.job_id) if upward else func.min(ids.c.job_id))
+    ).one()
+    if counted == walk:  # the walk stopped short of the last document
         beyond = key > edge if upward else key < edge
-        matches = (
-            select(key).where(_FTS.c.document.op("@@")(query), beyond).cte("matches")
-        ).prefix_with("MATERIALIZED")
-        # The index, not a scan that tests every document (which is all the planner sees
-        # it could also do), gives the matches; the setting ends with the statement.
+        # Sorted by a copy of the id, which no index holds: the index of the words gives the
+        # matches (it or a scan that tests every document, which the setting rules out; it
+        # ends with the statement), and the page is read in their order.
+        rank = (key + 0).label("rank")
+        found = select(key, rank).where(_FTS.c.document.op("@@")(query), beyond)
+        matches = found.order_by(rank.asc() if upward else rank.desc()).subquery("matches")
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         rows += jobs.rows(
             conn,
-            [*where, Job.id.in_(select(matches.c.job_id))],
+            [*where, Job.id == matches.c.job_id],
             cursor,
             limit - len(rows),
             descending=True,
+            key=matches.c.rank,
         )
         conn.exec_driver_sql("SET LOCAL enable_seqscan TO DEFAULT")
     return jobs.finish(conn, rows, cursor, limit, max_bytes=max_bytes)
