@@ -132,18 +132,24 @@ def copy_logs(lite: sqlite3.Connection, pg: Any) -> None:
     pg.execute("VACUUM ANALYZE job_fts")
 
 
-def searches(packages: list[str], week: str) -> dict[str, str]:
+def searches(packages: list[str], week: str, old_year: int | None) -> dict[str, str]:
     """q= searches of several selectivities: a number (a few dozen logs), a package name (two
     words, a tenth of the logs), three words, a phrase of one failure family, a word of every
-    log, and a word with other filters."""
+    log (also 50 to a page, as the /jobs page shows them), a word with other filters, and the
+    year of the oldest logs' time stamps when it is not this year's (a word of thousands of
+    logs, none of them recent: the case where the newest documents hold nothing)."""
     quote = urllib.parse.quote
     rare = packages[len(packages) // 3]
     other = WORDS[5]
-    return {
+    found = {
         "q=43210 (a number)": "q=43210",
         f"q={rare}": f"q={quote(rare)}",
         f"q={rare} {other}": f"q={quote(rare + ' ' + other)}",
         "q=read timed out": "q=read+timed+out",
         "q=runtask (in every log)": "q=runtask",
+        "q=runtask&limit=50": "q=runtask&limit=50",
         f"q={rare}&state=CRASHED&since=<7 days>": f"q={quote(rare)}&state=CRASHED&since={week}",
     }
+    if old_year is not None:
+        found[f"q={old_year} (only in the oldest logs)"] = f"q={old_year}"
+    return found

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from execdb.jobs import fulltext
 from tests.functional.test_classification import log_ending
 from tests.helpers import job_in, report
 from tests.live import LiveServer
@@ -63,6 +64,26 @@ def test_q_pages_newest_first(server: LiveServer) -> None:
         second = client.get(first["next"]).json()
     assert [j["uuid"] for j in first["data"]] == made[::-1][:2]
     assert [j["uuid"] for j in second["data"]] == made[:1]
+
+
+def test_q_pages_through_matches_far_below_the_newest_crashes(server: LiveServer) -> None:
+    # More crashes than PostgreSQL tests one by one (fulltext.walk_rows) lie between the
+    # newest match and the older ones, which only the index finds.
+    with server.client("both") as client:
+        old = [crash(client, details=f"flux capacitor {n}")["uuid"] for n in range(3)]
+        for n in range(fulltext.walk_rows(2)):
+            crash(client, details=f"nothing to see {n}")
+        new = crash(client, details="flux capacitor again")["uuid"]
+        first = client.get("/api/v1/jobs", params={"q": "capacitor", "limit": 2}).json()
+        second = client.get(first["next"]).json()
+        back = client.get(second["prev"]).json()
+        only_old = found(client, "capacitor 1")
+    assert [j["uuid"] for j in first["data"]] == [new, old[2]]
+    assert [j["uuid"] for j in second["data"]] == [old[1], old[0]]
+    assert second["next"] is None
+    assert [j["uuid"] for j in back["data"]] == [new, old[2]]
+    assert back["prev"] is None
+    assert [(j["uuid"], j["match"]) for j in only_old] == [(old[1], "flux capacitor 1")]
 
 
 @pytest.mark.parametrize(

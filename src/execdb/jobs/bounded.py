@@ -79,12 +79,41 @@ class BoundedSelect:
     ) -> Page[Row]:
         """A page of rows by `where`, keyed by id (or by `key`, a column equal to the id that
         the database can walk in order more cheaply: a full-text index's rowid)."""
+        rows = self.rows(conn, where, cursor, limit, descending=descending, key=key)
+        return self.finish(conn, rows, cursor, limit, max_bytes=max_bytes)
+
+    def rows(
+        self,
+        conn: Connection,
+        where: Sequence[ColumnElement[bool]],
+        cursor: Cursor | None,
+        limit: int,
+        *,
+        descending: bool,
+        key: ColumnElement[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of a page by `where` (one more than `limit` when another page follows),
+        in the order of the cursor's walk, with their large values only where they are
+        small; `finish` makes them a page. A page read in parts (execdb.jobs.fulltext) is
+        the rows of each part, one after the other."""
         order = self.table.c.id if key is None else key
         stmt = keyset(self.slim.where(*where), order, cursor, limit, descending=descending)
         result = conn.execute(stmt)
         keys = list(result.keys())
         # Plain dicts built in C: RowMapping's items() cost more than the query itself.
-        rows: list[dict[str, Any]] = [dict(zip(keys, row, strict=True)) for row in result.all()]
+        return [dict(zip(keys, row, strict=True)) for row in result.all()]
+
+    def finish(
+        self,
+        conn: Connection,
+        rows: Sequence[dict[str, Any]],
+        cursor: Cursor | None,
+        limit: int,
+        *,
+        max_bytes: int,
+    ) -> Page[Row]:
+        """The page of `rows` (from `rows`, same cursor and limit), with the large values
+        fetched for the rows on it that have them."""
         found = page(rows, _id, cursor, limit, size_of=_bytes, max_bytes=max_bytes)
         ids = [row["id"] for row in found.rows if row["_bytes"] > INLINE_BYTES]
         fetched = conn.execute(self.fetch, {"ids": ids}).all() if ids else []

@@ -405,25 +405,32 @@ class JobService:
         cursor = Cursor.decode(search.cursor) if search.cursor else None
         column = search_column(search, sqlite=self.db.is_sqlite)
         words = fulltext.terms(search.q) if search.q else None
-        key = None
-        if words and self.db.is_sqlite:
-            where = conditions(search, unseekable)
-            joined, key = fulltext.sqlite_join(words)
-            where += joined
-        else:
-            where = conditions(search, column)
-            if words:
-                where.append(fulltext.condition(words, sqlite=False))
         with self.db.read() as conn:
-            found = _JOBS.page(
-                conn,
-                where,
-                cursor,
-                search.limit,
-                max_bytes=self.limits.page_max_bytes,
-                descending=True,
-                key=key,
-            )
+            if words and not self.db.is_sqlite:
+                where = conditions(search, column)
+                found = fulltext.postgres_page(
+                    conn,
+                    _JOBS,
+                    where,
+                    words,
+                    cursor,
+                    search.limit,
+                    max_bytes=self.limits.page_max_bytes,
+                )
+            else:
+                where, key = conditions(search, column), None
+                if words:
+                    joined, key = fulltext.sqlite_join(words)
+                    where = [*conditions(search, unseekable), *joined]
+                found = _JOBS.page(
+                    conn,
+                    where,
+                    cursor,
+                    search.limit,
+                    max_bytes=self.limits.page_max_bytes,
+                    descending=True,
+                    key=key,
+                )
             if words:
                 lines = fulltext.matching_lines(conn, found.rows, words)
                 rows: list[JobRow] = [{**row, "match": lines.get(row["id"])} for row in found.rows]
