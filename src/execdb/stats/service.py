@@ -73,6 +73,7 @@ from execdb.stats.schemas import (
     UncategorizedJob,
     Window,
 )
+from execdb.stats.seen import Seen, rule_hits, seen
 from execdb.vocabulary import TERMINAL, Blame, State
 
 MAX_BUCKETS = 2000
@@ -219,13 +220,13 @@ class StatsService:
     def rule_hits(self) -> dict[str, tuple[int, datetime]]:
         """For each rule that ever fired on a crash's log: how many jobs, and the newest one's
         created_at (both from the index on rule_id, created_at)."""
-        stmt = (
-            select(Job.rule_id, func.count(), func.max(Job.created_at))
-            .where(Job.rule_id.is_not(None))
-            .group_by(Job.rule_id)
-        )
         with self.db.read() as conn:
-            return {str(rule): (n, last) for rule, n, last in conn.execute(stmt)}
+            return rule_hits(conn)
+
+    def seen(self, causes: Iterable[str]) -> dict[str, Seen]:
+        """When each of these causes was first and last seen (`execdb.stats.seen`)."""
+        with self.db.read() as conn:
+            return seen(conn, causes)
 
     def _categorized(self, row: Mapping[str, Any]) -> bool:
         return self._known(row["cause"]) and row["blame"] not in (None, Blame.UNKNOWN)
