@@ -82,7 +82,7 @@ _PERCENT = [100 * p for p in PERCENTILES]
 DETAILS_SHOWN = 500
 CLASSIFIED_BY = ("reporter", "rules", "person", "nobody")
 
-_STEP = {
+STEP = {
     Interval.hour: timedelta(hours=1),
     Interval.day: timedelta(days=1),
     Interval.week: timedelta(weeks=1),
@@ -163,7 +163,7 @@ class StatsService:
         keys = list(query.group_by or ())
         interval = query.interval
         if interval is not None:
-            buckets = (bucket_start(end, interval) - bucket_start(start, interval)) // _STEP[
+            buckets = (bucket_start(end, interval) - bucket_start(start, interval)) // STEP[
                 interval
             ] + 1
             if buckets > MAX_BUCKETS:
@@ -431,7 +431,7 @@ def _series(
     for row in rows:
         by_bucket[row["bucket"]].append(row)
     buckets = []
-    first, step = bucket_start(start, interval), _STEP[interval]
+    first, step = bucket_start(start, interval), STEP[interval]
     # Counted, not stepped past the last bucket: that step may leave datetime's range.
     for n in range((bucket_start(end, interval) - first) // step + 1):
         moment = first + n * step

@@ -26,6 +26,7 @@ from execdb.jobs.schemas import EventPublic, JobFound, JobPublic
 from execdb.jobs.search import JobSearch, with_period
 from execdb.paging import NEWEST, Cursor
 from execdb.stats.schemas import Stats, StatsQuery
+from execdb.web import dashboard as board
 from execdb.web import format, plots
 from execdb.web.pages import PageRoute, invalid_message, render, root_path
 
@@ -35,7 +36,6 @@ router = APIRouter(include_in_schema=False, dependencies=[ReadAccess], route_cla
 # thousands of reports must not make a page of megabytes (the API pages through them all).
 EVENTS_SHOWN = 50
 EVENTS_SHOWN_BYTES = 256 * 1024
-TOP_CAUSES = 10
 UNCATEGORIZED_SHOWN = 10
 EPOCH = "1970-01-01"
 
@@ -91,7 +91,18 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
     # Every job still waiting or running, however old: a job stuck for weeks must show.
     live = await stats(state="SCHEDULED,RUNNING", since=EPOCH, uncategorized_limit=0)
     day = await stats(since=format.iso(day_ago), uncategorized_limit=0)
-    week = await stats(since=format.iso(week_ago), uncategorized_limit=UNCATEGORIZED_SHOWN)
+    week = await stats(
+        since=format.iso(week_ago), group_by="task", uncategorized_limit=UNCATEGORIZED_SHOWN
+    )
+    trend = await stats(
+        state="CRASHED",
+        since=format.iso(board.trend_start(now)),
+        group_by="cause",
+        interval="day",
+        uncategorized_limit=0,
+    )
+    causes = [c.cause for c in week.by_cause if c.cause is not None][: board.SEEN_MAX]
+    seen = await services.db.run(services.stats.seen, causes)
     listed = [j.uuid for j in week.uncategorized.jobs]
     fixed = await services.db.run(services.triage.fixed_by_retry, listed)
     return render(
@@ -105,9 +116,9 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
             "day_since": format.iso(day_ago),
             "week_since": format.iso(week_ago),
             "catalogue": services.catalogue,
-            "top_causes": week.by_cause[:TOP_CAUSES],
             "day_by_cause": {c.cause: c.count for c in day.by_cause},
             "fixed": {str(u) for u in fixed},
+            **board.figures(week, trend, seen, now=now, root=root_path(request)),
         },
     )
 
