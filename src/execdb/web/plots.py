@@ -119,7 +119,8 @@ def figures(
     top = top_causes(causes)
     interval = series.interval.value
     # The job search's own filters, and only those: a link with another parameter is a 400.
-    filters = {k: v for k, v in params.items() if k in _JOB_FILTERS and k != "since"}
+    # Its window is the link's `since`; a `period` would replace it by one ending at the click.
+    filters = {k: v for k, v in params.items() if k in _JOB_FILTERS - {"since", "period"}}
     window = f"{format.iso(start)},{format.iso(end)}"
 
     def jobs_link(since: str = window, **extra: str) -> str:
