@@ -180,13 +180,12 @@ def test_every_linked_mark_of_the_plots_finds_exactly_its_jobs(
 ) -> None:
     page = get(server, "/stats", period="30d")
     assert page.status_code == 200
-    for plot in ("crashes-by-blame", "top-causes"):
+    # The crash without a cause has a blame (UNKNOWN) and a classification (nobody).
+    for plot, linked in (("crashes-by-blame", 1), ("top-causes", 0), ("classification-rate", 1)):
         svg = page.text.split(f'id="{plot}"')[1].split("</svg>")[0]
         marks = MARK.findall(svg)
         assert marks, plot
-        assert sum(int(n) for _, _, n in marks) == sum(month.values()) + (
-            plot == "crashes-by-blame"  # the crash without a cause has a blame, UNKNOWN
-        )
+        assert sum(int(n) for _, _, n in marks) == sum(month.values()) + linked
         for href, label, n in marks:
             link = html.unescape(href)
             assert "period=" not in link, "the mark's window, not one ending at the click"
@@ -230,3 +229,16 @@ def test_a_cause_that_just_started_is_in_top_causes_over_time(server: LiveServer
     shown = set(re.findall(r'aria-label="([a-z_.]+), ', plot))
     assert len(shown) == 6
     assert fresh in shown
+
+
+def test_the_search_finds_crashes_by_who_classified_them(
+    server: LiveServer, month: dict[str, int]
+) -> None:
+    with server.client("admin") as client:
+        nobody = client.get("/api/v1/jobs", params={"classified_by": "nobody"}).json()["data"]
+        assert [j["details"] for j in nobody] == ["no cause said"]
+        both = client.get("/api/v1/jobs", params={"classified_by": "Reporter,nobody"})
+        assert len(both.json()["data"]) == sum(month.values()) + 1
+        refused = client.get("/api/v1/jobs", params={"classified_by": "somebody"})
+        assert refused.status_code == 400
+        assert "'somebody' is not one of reporter, rules, person, nobody" in refused.text

@@ -52,7 +52,7 @@ from execdb.db import Database
 from execdb.errors import InvalidInput
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import links
-from execdb.jobs.search import as_is, conditions, unseekable, window
+from execdb.jobs.search import CLASSIFIED_BY, as_is, conditions, unseekable, window
 from execdb.stats.schemas import (
     DEFAULT_DAYS,
     DURATION_EDGES,
@@ -80,7 +80,6 @@ MAX_BUCKETS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
 _PERCENT = [100 * p for p in PERCENTILES]
 DETAILS_SHOWN = 500
-CLASSIFIED_BY = ("reporter", "rules", "person", "nobody")
 
 STEP = {
     Interval.hour: timedelta(hours=1),

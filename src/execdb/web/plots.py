@@ -152,7 +152,7 @@ def figures(
         ),
         "causes_plot": _causes(labels, causes, top, interval, bucket_links),
         "top_causes": top,
-        "classification_plot": _classification(series, labels, interval),
+        "classification_plot": _classification(series, labels, interval, bucket_links),
         "queue_plot": _histogram("queue-time", "Time in the queue", durations.queue_time),
         "run_plot": _histogram("run-time", "Run time", durations.run_time),
         "tasks_plot": _crash_rates(tasks, jobs_link),
@@ -226,13 +226,23 @@ def _causes(
     )
 
 
-def _classification(series: Series, labels: list[str], interval: str) -> str:
+def _classification(
+    series: Series,
+    labels: list[str],
+    interval: str,
+    bucket_links: Callable[..., list[str | None]],
+) -> str:
     return charts.columns(
         ident="classification-rate",
         title=f"Crashes per {interval}, by who classified them",
         labels=labels,
         series=[
-            charts.Series(who, [b.by_classification[who] for b in series.buckets], colour)
+            charts.Series(
+                who,
+                [b.by_classification[who] for b in series.buckets],
+                colour,
+                bucket_links(classified_by=who),
+            )
             for who, colour in CLASSIFIED_COLOURS.items()
         ],
         unit="crashes",
