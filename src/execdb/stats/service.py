@@ -53,6 +53,7 @@ from execdb.errors import InvalidInput
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import links
 from execdb.jobs.search import CLASSIFIED_BY, as_is, conditions, unseekable, window
+from execdb.stats.recent import Recent, recent
 from execdb.stats.schemas import (
     DEFAULT_DAYS,
     DURATION_EDGES,
@@ -73,7 +74,7 @@ from execdb.stats.schemas import (
     UncategorizedJob,
     Window,
 )
-from execdb.stats.seen import Seen, rule_hits, seen
+from execdb.stats.seen import rule_hits
 from execdb.vocabulary import TERMINAL, Blame, State
 
 MAX_BUCKETS = 2000
@@ -222,10 +223,10 @@ class StatsService:
         with self.db.read() as conn:
             return rule_hits(conn)
 
-    def seen(self, causes: Iterable[str]) -> dict[str, Seen]:
-        """When each of these causes was first and last seen (`execdb.stats.seen`)."""
+    def recent(self, since: datetime, *, causes_max: int) -> Recent:
+        """The crashes since `since` as the dashboard shows them (`execdb.stats.recent`)."""
         with self.db.read() as conn:
-            return seen(conn, causes)
+            return recent(conn, since, causes_max)
 
     def _categorized(self, row: Mapping[str, Any]) -> bool:
         return self._known(row["cause"]) and row["blame"] not in (None, Blame.UNKNOWN)

@@ -5,19 +5,18 @@ crashed most; and the share of the week's crashes that are classified."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from markupsafe import Markup
 
-from execdb.stats.schemas import GroupKey, Interval, Stats
+from execdb.stats.recent import Recent
+from execdb.stats.schemas import Stats
 from execdb.stats.seen import Seen
-from execdb.stats.service import bucket_start, ran_to_an_outcome
 from execdb.vocabulary import State
-from execdb.web import charts
+from execdb.web import charts, format
 from execdb.web.colours import cause_colour
-from execdb.web.plots import bucket_window
 
 WEEK = timedelta(days=7)
 TREND_DAYS = 7
@@ -28,11 +27,6 @@ NEW_SHOWN = 5
 # the task code's free text, so they are bounded.
 SEEN_MAX = 50
 TOP_TASKS = 10
-
-
-def trend_start(now: datetime) -> datetime:
-    """The trend's days are UTC days: today so far and the six before it."""
-    return bucket_start(now, Interval.day) - timedelta(days=TREND_DAYS - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,31 +47,30 @@ class TaskRow:
     ran: int  # jobs that ended FINISHED or CRASHED
 
 
-def figures(
-    week: Stats, trend: Stats, seen: dict[str, Seen], *, now: datetime, root: str
-) -> dict[str, Any]:
-    """What the dashboard shows of `week` (the last 7 days, by task), `trend` (crashes by
-    cause per day since `trend_start`) and `seen` (causes' first and last crashes)."""
-    new = {cause for cause, s in seen.items() if s.first >= now - WEEK}
+def figures(week: Stats, recent: Recent, *, now: datetime, root: str) -> dict[str, Any]:
+    """What the dashboard shows of `week` (the summary of the last 7 days) and `recent` (the
+    same crashes by task, cause and day, and their causes' first and last crashes)."""
+    new = {cause for cause, s in recent.seen.items() if s.first >= now - WEEK}
     shown = week.by_cause[:TOP_CAUSES]
     shown += [c for c in week.by_cause[TOP_CAUSES:] if c.cause in new][:NEW_SHOWN]
-    days = _per_day(trend)
+    # The trend's days are UTC days: today so far and the six before it.
+    today = now.date()
+    days = [today - timedelta(days=n) for n in range(TREND_DAYS - 1, -1, -1)]
     rows = [
         CauseRow(
             cause=c.cause,
             count=c.count,
             in_catalogue=c.in_catalogue,
-            seen=seen.get(c.cause) if c.cause is not None else None,
+            seen=recent.seen.get(c.cause) if c.cause is not None else None,
             new=c.cause in new,
             colour=cause_colour(c.cause),
-            trend=_sparkline(n, c.cause, trend, days.get(c.cause, []), root),
+            trend=_sparkline(n, c.cause, days, recent, now, root),
         )
         for n, c in enumerate(shown)
     ]
     tasks = [
-        TaskRow(str(g.key[GroupKey.task]), g.by_state[State.CRASHED], ran_to_an_outcome(g.by_state))
-        for g in week.groups
-        if g.by_state[State.CRASHED]
+        TaskRow(task, crashed, crashed + recent.finished[task])
+        for task, crashed in recent.crashed.items()
     ]
     tasks.sort(key=lambda t: (-t.crashed, t.task))
     crashed = week.by_state[State.CRASHED]
@@ -90,33 +83,25 @@ def figures(
     }
 
 
-def _per_day(trend: Stats) -> dict[str | None, list[float]]:
-    assert trend.series is not None
-    buckets = trend.series.buckets
-    found: dict[str | None, list[float]] = {}
-    for i, bucket in enumerate(buckets):
-        for group in bucket.groups:
-            cause = group.key[GroupKey.cause]
-            found.setdefault(cause, [0.0] * len(buckets))[i] += group.by_state[State.CRASHED]
-    return found
-
-
-def _sparkline(n: int, cause: str | None, trend: Stats, values: list[float], root: str) -> Markup:
-    assert trend.series is not None
-    buckets = trend.series.buckets
-    start, end = trend.window.start, trend.window.end
-    labels = [b.start.strftime("%a %d %b") for b in buckets]
+def _sparkline(
+    n: int, cause: str | None, days: list[date], recent: Recent, now: datetime, root: str
+) -> Markup:
+    counts = recent.by_day.get(cause)
     links: list[str | None] = []
     if cause is not None:  # the search has no filter for "no cause"
-        for b in buckets:
-            since = bucket_window(b.start, timedelta(days=1), start, end)
+        for day in days:
+            start = datetime.combine(day, time.min, now.tzinfo)
+            end = min(datetime.combine(day, time.max, now.tzinfo), now)
+            since = f"{format.iso(start)},{format.iso_exact(end)}"
             query = urlencode({"state": "CRASHED", "cause": cause, "since": since})
             links.append(f"{root}/jobs?{query}")
     name = cause or "no cause"
     return charts.sparkline(
         ident=f"trend-{n}",
         title=f"{name}: crashes per day (UTC), the last {TREND_DAYS} days",
-        labels=labels,
-        series=charts.Series(name, values or [0.0] * len(buckets), cause_colour(cause), links),
+        labels=[day.strftime("%a %d %b") for day in days],
+        series=charts.Series(
+            name, [counts[day] if counts else 0 for day in days], cause_colour(cause), links
+        ),
         unit="crashes",
     )

@@ -91,18 +91,8 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
     # Every job still waiting or running, however old: a job stuck for weeks must show.
     live = await stats(state="SCHEDULED,RUNNING", since=EPOCH, uncategorized_limit=0)
     day = await stats(since=format.iso(day_ago), uncategorized_limit=0)
-    week = await stats(
-        since=format.iso(week_ago), group_by="task", uncategorized_limit=UNCATEGORIZED_SHOWN
-    )
-    trend = await stats(
-        state="CRASHED",
-        since=format.iso(board.trend_start(now)),
-        group_by="cause",
-        interval="day",
-        uncategorized_limit=0,
-    )
-    causes = [c.cause for c in week.by_cause if c.cause is not None][: board.SEEN_MAX]
-    seen = await services.db.run(services.stats.seen, causes)
+    week = await stats(since=format.iso(week_ago), uncategorized_limit=UNCATEGORIZED_SHOWN)
+    recent = await services.db.run_read(services.stats.recent, week_ago, causes_max=board.SEEN_MAX)
     listed = [j.uuid for j in week.uncategorized.jobs]
     fixed = await services.db.run(services.triage.fixed_by_retry, listed)
     return render(
@@ -118,7 +108,7 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
             "catalogue": services.catalogue,
             "day_by_cause": {c.cause: c.count for c in day.by_cause},
             "fixed": {str(u) for u in fixed},
-            **board.figures(week, trend, seen, now=now, root=root_path(request)),
+            **board.figures(week, recent, now=now, root=root_path(request)),
         },
     )
 
