@@ -92,7 +92,11 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
     live = await stats(state="SCHEDULED,RUNNING", since=EPOCH, uncategorized_limit=0)
     day = await stats(since=format.iso(day_ago), uncategorized_limit=0)
     week = await stats(since=format.iso(week_ago), uncategorized_limit=UNCATEGORIZED_SHOWN)
-    recent = await services.db.run_read(services.stats.recent, week_ago, causes_max=board.SEEN_MAX)
+    # From the same second as `week`'s window (`since` is written to the second).
+    week_start = week_ago.replace(microsecond=0)
+    recent = await services.db.run_read(
+        services.stats.recent, week_start, causes_max=board.SEEN_MAX
+    )
     listed = [j.uuid for j in week.uncategorized.jobs]
     fixed = await services.db.run(services.triage.fixed_by_retry, listed)
     return render(
