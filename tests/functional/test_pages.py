@@ -338,8 +338,8 @@ def test_the_stats_page_shows_how_crashes_were_classified(server: LiveServer) ->
 def test_the_stats_page(server: LiveServer, seeded: Seeded) -> None:
     page = get(server, "/stats")
     assert page.status_code == 200
-    svgs = re.findall(r"<svg[^>]*role=\"img\".*?</svg>", page.text, flags=re.S)
-    assert len(svgs) >= 4
+    svgs = re.findall(r"<svg[^>]*role=\"(?:img|group)\".*?</svg>", page.text, flags=re.S)
+    assert len(svgs) >= 6
     for svg in svgs:
         assert "<title" in svg
         assert "<desc" in svg

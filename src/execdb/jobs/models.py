@@ -108,6 +108,14 @@ class Job(Base):
             sqlite_where=text("state = 'CRASHED'"),
             postgresql_where=text("state = 'CRASHED'"),
         ),
+        # When each cause was first and last seen (the dashboard): a seek each.
+        Index(
+            "ix_jobs_crashes_cause_created_at",
+            "cause",
+            "created_at",
+            sqlite_where=text("state = 'CRASHED'"),
+            postgresql_where=text("state = 'CRASHED'"),
+        ),
         Index(
             "ix_jobs_stats",
             "state",

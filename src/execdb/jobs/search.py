@@ -26,7 +26,7 @@ from execdb.causes.catalogue import FAMILY_RE
 from execdb.jobs import fulltext
 from execdb.jobs.models import Job
 from execdb.jobs.text import is_unicode
-from execdb.vocabulary import Blame, State
+from execdb.vocabulary import Blame, ClassifiedBy, State
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _SIGNATURE = re.compile("[0-9a-f]{16}")
@@ -59,6 +59,11 @@ def _split(value: Any) -> Any:
     return values or None
 
 
+# Who classified a crash, as a search names it: a `ClassifiedBy`, or nobody (null).
+NOBODY = "nobody"
+CLASSIFIED_BY = (*(c.value for c in ClassifiedBy), NOBODY)
+
+
 def _split_patterns(value: Any) -> Any:
     patterns = _split(value)
     for p in patterns or ():
@@ -69,6 +74,11 @@ def _split_patterns(value: Any) -> Any:
                 f"at most {LIKE_WILDCARDS_MAX} wildcards in a pattern (got {p.count('*')})"
             )
     return patterns
+
+
+def _split_lower(value: Any) -> Any:
+    values = _split(value)
+    return [v.lower() for v in values] if values else values
 
 
 def _split_upper(value: Any) -> Any:
@@ -143,6 +153,11 @@ class JobFilters(BaseModel):
         default=None,
         description="Comma list of crash signatures (16 hex digits, as a job's `signature`).",
     )
+    classified_by: Annotated[list[str] | None, BeforeValidator(_split_lower)] = Field(
+        default=None,
+        description="Comma list of who classified a crash: reporter, rules, person, or nobody "
+        "(a job with no classified_by).",
+    )
     latest: bool | None = Field(
         default=None,
         description="true: only the newest attempt of each chain of retries (false or "
@@ -164,6 +179,14 @@ class JobFilters(BaseModel):
             if not FAMILY_RE.match(cause):
                 raise ValueError(f"{cause!r} is not a cause code or family")
         return causes
+
+    @field_validator("classified_by")
+    @classmethod
+    def _check_classified_by(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or ():
+            if value not in CLASSIFIED_BY:
+                raise ValueError(f"{value!r} is not one of {', '.join(CLASSIFIED_BY)}")
+        return values
 
     @field_validator("since")
     @classmethod
@@ -288,6 +311,11 @@ def conditions(
         if patterns:
             like = column(attribute.expression)
             where.append(or_(*(like.ilike(_like(p), escape="\\") for p in patterns)))
+    if search.classified_by:
+        who = column(Job.classified_by.expression)
+        named = [v for v in search.classified_by if v != NOBODY]
+        either = [who.in_(named)] if named else []
+        where.append(or_(*either, *([who.is_(None)] if NOBODY in search.classified_by else [])))
     if search.latest:
         # The newest attempt of a chain is the one not rescheduled (yet).
         where.append(Job.rescheduled_as.is_(None))

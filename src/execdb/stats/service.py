@@ -52,7 +52,8 @@ from execdb.db import Database
 from execdb.errors import InvalidInput
 from execdb.jobs.models import Job
 from execdb.jobs.schemas import links
-from execdb.jobs.search import as_is, conditions, unseekable, window
+from execdb.jobs.search import CLASSIFIED_BY, as_is, conditions, unseekable, window
+from execdb.stats.recent import Recent, recent
 from execdb.stats.schemas import (
     DEFAULT_DAYS,
     DURATION_EDGES,
@@ -73,15 +74,15 @@ from execdb.stats.schemas import (
     UncategorizedJob,
     Window,
 )
+from execdb.stats.seen import rule_hits
 from execdb.vocabulary import TERMINAL, Blame, State
 
 MAX_BUCKETS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
 _PERCENT = [100 * p for p in PERCENTILES]
 DETAILS_SHOWN = 500
-CLASSIFIED_BY = ("reporter", "rules", "person", "nobody")
 
-_STEP = {
+STEP = {
     Interval.hour: timedelta(hours=1),
     Interval.day: timedelta(days=1),
     Interval.week: timedelta(weeks=1),
@@ -162,7 +163,7 @@ class StatsService:
         keys = list(query.group_by or ())
         interval = query.interval
         if interval is not None:
-            buckets = (bucket_start(end, interval) - bucket_start(start, interval)) // _STEP[
+            buckets = (bucket_start(end, interval) - bucket_start(start, interval)) // STEP[
                 interval
             ] + 1
             if buckets > MAX_BUCKETS:
@@ -219,13 +220,13 @@ class StatsService:
     def rule_hits(self) -> dict[str, tuple[int, datetime]]:
         """For each rule that ever fired on a crash's log: how many jobs, and the newest one's
         created_at (both from the index on rule_id, created_at)."""
-        stmt = (
-            select(Job.rule_id, func.count(), func.max(Job.created_at))
-            .where(Job.rule_id.is_not(None))
-            .group_by(Job.rule_id)
-        )
         with self.db.read() as conn:
-            return {str(rule): (n, last) for rule, n, last in conn.execute(stmt)}
+            return rule_hits(conn)
+
+    def recent(self, since: datetime, *, causes_max: int) -> Recent:
+        """The crashes since `since` as the dashboard shows them (`execdb.stats.recent`)."""
+        with self.db.read() as conn:
+            return recent(conn, since, causes_max)
 
     def _categorized(self, row: Mapping[str, Any]) -> bool:
         return self._known(row["cause"]) and row["blame"] not in (None, Blame.UNKNOWN)
@@ -430,7 +431,7 @@ def _series(
     for row in rows:
         by_bucket[row["bucket"]].append(row)
     buckets = []
-    first, step = bucket_start(start, interval), _STEP[interval]
+    first, step = bucket_start(start, interval), STEP[interval]
     # Counted, not stepped past the last bucket: that step may leave datetime's range.
     for n in range((bucket_start(end, interval) - first) // step + 1):
         moment = first + n * step

@@ -5,6 +5,11 @@ Each function returns a `<figure>` holding one `<svg role="img">` with a `<title
 legend: a legend in HTML wraps on a phone, where text inside a scaled-down SVG would shrink
 to nothing. Series are told apart by colour *and* by a second cue (dash pattern, order in
 the stack, a text label), never by colour alone. Every text placed in the markup is escaped.
+
+A mark given a link (`Series.links`, `Bar.link`) is wrapped in an SVG `<a>` with an
+`aria-label` saying what it counts: the search of the jobs behind it. A plot with links is
+`role="group"` rather than `role="img"`, so that its links reach a screen reader and the
+keyboard (an image's parts are hidden from both); its axes are then `aria-hidden`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class Series:
     name: str
     values: Sequence[float]
     colour: str
+    links: Sequence[str | None] = ()  # per value: where its mark links to, if anywhere
+
+    def link(self, i: int) -> str | None:
+        return self.links[i] if i < len(self.links) else None
 
 
 def axis_top(value: float) -> float:
@@ -54,14 +63,28 @@ def _id(ident: str, part: str) -> str:
     return f"{ident}-{part}"
 
 
-def _open(ident: str, title: str, description: str, height: int = HEIGHT) -> list[str]:
+def _open(
+    ident: str, title: str, description: str, height: int = HEIGHT, *, linked: bool = False
+) -> list[str]:
+    role = "group" if linked else "img"
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-        f'role="img" aria-labelledby="{_id(ident, "title")} {_id(ident, "desc")}" '
+        f'role="{role}" aria-labelledby="{_id(ident, "title")} {_id(ident, "desc")}" '
         f'class="chart" id="{ident}" {FONT}>',
         f'<title id="{_id(ident, "title")}">{escape(title)}</title>',
         f'<desc id="{_id(ident, "desc")}">{escape(description)}</desc>',
     ]
+
+
+def linked(mark: str, link: str | None, label: str) -> str:
+    """`mark` inside an `<a>` to `link`, named `label`; `mark` alone without a link."""
+    if link is None:
+        return mark
+    return f'<a href="{escape(link)}" aria-label="{escape(label)}">{mark}</a>'
+
+
+def _hidden(parts: list[str]) -> list[str]:
+    return ['<g aria-hidden="true">', *parts, "</g>"]
 
 
 def _y_axis(maximum: float, unit: str) -> list[str]:
@@ -149,8 +172,9 @@ def columns(
     if busiest is not None and totals[busiest]:
         description += f"; the most, {_number(totals[busiest])}, at {labels[busiest]}"
     description += ". " + "; ".join(f"{s.name}: {_number(sum(s.values))}" for s in series)
-    svg = _open(ident, title, description)
-    svg += _y_axis(maximum, unit)
+    links = any(s.links for s in series)
+    svg = _open(ident, title, description, linked=links)
+    svg += _hidden(_y_axis(maximum, unit)) if links else _y_axis(maximum, unit)
     for i, label in enumerate(labels):
         if not totals[i]:
             continue
@@ -163,12 +187,14 @@ def columns(
                 continue
             h = PLOT_HEIGHT * value / maximum
             y -= h
-            svg.append(
+            rect = (
                 f'<rect x="{x_of[i] - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{s.colour}" stroke="#fff" stroke-width="0.5"/>'
             )
+            name = f"{s.name}, {label}: {_number(value)} {unit}"
+            svg.append(linked(rect, s.link(i), name))
         svg.append("</g>")
-    svg += _x_axis(labels, x_of)
+    svg += _hidden(_x_axis(labels, x_of)) if links else _x_axis(labels, x_of)
     after = legend(series) if len(series) > 1 else ""
     return _figure(svg, title, caption, after)
 
@@ -193,8 +219,9 @@ def lines(
         f"{s.name}: {_number(sum(s.values))} in all, at most {_number(max(s.values, default=0))}"
         for s in series
     )
-    svg = _open(ident, title, description)
-    svg += _y_axis(maximum, unit)
+    links = any(s.links for s in series)
+    svg = _open(ident, title, description, linked=links)
+    svg += _hidden(_y_axis(maximum, unit)) if links else _y_axis(maximum, unit)
     for n, s in enumerate(series):
         points = " ".join(f"{x_of[i]:.1f},{y_of(v):.1f}" for i, v in enumerate(s.values))
         dash = DASHES[n % len(DASHES)]
@@ -205,12 +232,14 @@ def lines(
         )
         for i, v in enumerate(s.values):
             if v:
-                svg.append(
+                name = f"{s.name}, {labels[i]}: {_number(v)}"
+                point = (
                     f'<circle cx="{x_of[i]:.1f}" cy="{y_of(v):.1f}" r="3" fill="{s.colour}">'
-                    f"<title>{escape(s.name)}, {escape(labels[i])}: {_number(v)}</title></circle>"
+                    f"<title>{escape(name)}</title></circle>"
                 )
+                svg.append(linked(point, s.link(i), f"{name} {unit}"))
         svg.append("</g>")
-    svg += _x_axis(labels, x_of)
+    svg += _hidden(_x_axis(labels, x_of)) if links else _x_axis(labels, x_of)
     return _figure(svg, title, caption, legend(series, lines=True))
 
 
@@ -220,6 +249,8 @@ class Bar:
     value: float
     text: str  # what is written at the end of the bar ('12 % of 140')
     colour: str = "#0072b2"
+    link: str | None = None
+    link_label: str = ""  # what the link leads to, for its aria-label
 
 
 def bars(*, ident: str, title: str, rows: Sequence[Bar], scale: float, caption: str = "") -> Markup:
@@ -232,7 +263,7 @@ def bars(*, ident: str, title: str, rows: Sequence[Bar], scale: float, caption: 
     height = TOP + row_height * max(len(rows), 1) + 8
     plot_width = WIDTH - label_width - 110
     description = f"{title}. " + "; ".join(f"{r.label}: {r.text}" for r in rows)
-    svg = _open(ident, title, description, height)
+    svg = _open(ident, title, description, height, linked=any(r.link for r in rows))
     for i, row in enumerate(rows):
         y = TOP + i * row_height
         width = plot_width * (row.value / scale if scale else 0)
@@ -241,9 +272,48 @@ def bars(*, ident: str, title: str, rows: Sequence[Bar], scale: float, caption: 
             f"<g><title>{escape(row.label)}: {escape(row.text)}</title>"
             f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end" fill="{TEXT}">'
             f"{escape(name)}</text>"
-            f'<rect x="{label_width}" y="{y + 4}" width="{max(width, 1):.1f}" height="16" '
-            f'fill="{row.colour}"/>'
-            f'<text x="{label_width + width + 6:.1f}" y="{y + 16}" fill="{TEXT}">'
+            + linked(
+                f'<rect x="{label_width}" y="{y + 4}" width="{max(width, 1):.1f}" height="16" '
+                f'fill="{row.colour}"/>',
+                row.link,
+                row.link_label or f"{row.label}: {row.text}",
+            )
+            + f'<text x="{label_width + width + 6:.1f}" y="{y + 16}" fill="{TEXT}">'
             f"{escape(row.text)}</text></g>"
         )
     return _figure(svg, title, caption, "")
+
+
+def sparkline(
+    *, ident: str, title: str, labels: Sequence[str], series: Series, unit: str
+) -> Markup:
+    """A row's small column plot (the dashboard's trend of a cause): no axes, its columns
+    linked like those of `columns`, its counts said in its description."""
+    width, height, gap = 84, 22, 2
+    slot = width / max(len(labels), 1)
+    top = max(series.values, default=0) or 1
+    counts = ", ".join(
+        f"{label} {_number(v)}" for label, v in zip(labels, series.values, strict=True)
+    )
+    linked_marks = bool(series.links)
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}"'
+        f' height="{height}" role="{"group" if linked_marks else "img"}" class="spark" '
+        f'id="{ident}" aria-labelledby="{_id(ident, "title")} {_id(ident, "desc")}">',
+        f'<title id="{_id(ident, "title")}">{escape(title)}</title>',
+        f'<desc id="{_id(ident, "desc")}">{escape(counts)} {escape(unit)}</desc>',
+        f'<line x1="0" x2="{width}" y1="{height - 0.5}" y2="{height - 0.5}" stroke="{GRID}"/>',
+    ]
+    for i, value in enumerate(series.values):
+        if not value:
+            continue
+        h = max((height - 2) * value / top, 2)
+        rect = (
+            f'<rect x="{i * slot + gap / 2:.1f}" y="{height - 1 - h:.1f}" '
+            f'width="{slot - gap:.1f}" height="{h:.1f}" fill="{series.colour}">'
+            f"<title>{escape(labels[i])}: {_number(value)}</title></rect>"
+        )
+        name = f"{series.name}, {labels[i]}: {_number(value)} {unit}"
+        svg.append(linked(rect, series.link(i), name))
+    svg.append("</svg>")
+    return Markup("".join(svg))  # noqa: S704 (every text in it is escaped where it is added)

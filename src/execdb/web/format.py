@@ -72,6 +72,14 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_exact(moment: datetime) -> str:
+    """`iso`, with the microseconds when there are any: a window's end in a link that must
+    find exactly the jobs counted up to it."""
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(moment)
+
+
 def web_link(value: Any) -> str | None:
     """`value` if it is an http(s) URL that is safe to put in an href, else None.
 

@@ -24,6 +24,7 @@ from execdb.errors import ExecDBError, InvalidInput
 from execdb.http import validation_message
 from execdb.vocabulary import Blame, State
 from execdb.web import format
+from execdb.web.colours import cause_colour
 
 templates = Jinja2Templates(directory=str(resources.files("execdb.web") / "templates"))
 templates.env.trim_blocks = templates.env.lstrip_blocks = True
@@ -50,6 +51,7 @@ BLAME_COLOURS = {
     Blame.UNKNOWN: "#737373",
 }
 templates.env.globals["BLAME_COLOURS"] = BLAME_COLOURS
+templates.env.globals["cause_colour"] = cause_colour
 
 
 def render(

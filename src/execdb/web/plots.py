@@ -7,7 +7,7 @@ is given, so that a bookmarked page stays current.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -27,9 +27,10 @@ from execdb.stats.schemas import (
     Stats,
     StatsQuery,
 )
-from execdb.stats.service import ran_to_an_outcome, time_window
+from execdb.stats.service import STEP, ran_to_an_outcome, time_window
 from execdb.vocabulary import Blame, State
 from execdb.web import charts, format
+from execdb.web.colours import OTHER, cause_colour
 from execdb.web.pages import BLAME_COLOURS
 
 PERIODS = {"24h": ("the last 24 hours", 1), "7d": ("the last 7 days", 7)}
@@ -44,9 +45,13 @@ CLASSIFIED_COLOURS = {
 }
 FORM = {"PERIODS": PERIODS, "INTERVALS": list(Interval)}
 TOP_CAUSES = 6
+# Of them, up to this many are causes that first crashed in the window's last NEW_BUCKETS
+# buckets: a cause that just started failing is not pushed out by the big old ones.
+NEW_SLOTS = 2
+NEW_BUCKETS = 2
 TOP_TASKS = 15
-# Okabe & Ito's palette again, in an order whose neighbours differ in lightness as well.
-CAUSE_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#737373")
+MICROSECOND = timedelta(microseconds=1)
+Link = Callable[..., str]
 
 
 def parse(params: dict[str, str | list[str]], now: datetime) -> tuple[StatsQuery, str | None]:
@@ -110,15 +115,23 @@ def figures(
     assert series is not None
     start, end = by_kind.window.start, by_kind.window.end
     labels = [_label(b.start, series.interval, end - start) for b in series.buckets]
-    top = [c.cause for c in by_kind.by_cause[:TOP_CAUSES]]
-    crashes, causes = _crashes_over_time(series, top)
+    crashes, causes = _crashes_over_time(series)
+    top = top_causes(causes)
     interval = series.interval.value
     # The job search's own filters, and only those: a link with another parameter is a 400.
-    filters = {k: v for k, v in params.items() if k in _JOB_FILTERS and k != "since"}
+    # Its window is the link's `since`; a `period` would replace it by one ending at the click.
+    filters = {k: v for k, v in params.items() if k in _JOB_FILTERS - {"since", "period"}}
     window = f"{format.iso(start)},{format.iso(end)}"
 
-    def jobs_link(**extra: str) -> str:
-        return f"{root}/jobs?" + urlencode({**filters, **extra, "since": window}, doseq=True)
+    def jobs_link(since: str = window, **extra: str) -> str:
+        return f"{root}/jobs?" + urlencode({**filters, **extra, "since": since}, doseq=True)
+
+    # Each bucket's own window, cut to the page's: its column's link finds exactly its jobs.
+    step = STEP[series.interval]
+    windows = [bucket_window(b.start, step, start, end) for b in series.buckets]
+
+    def bucket_links(**extra: str) -> list[str | None]:
+        return [jobs_link(since=w, state="CRASHED", **extra) for w in windows]
 
     tasks = [g for g in by_task.groups if g.crash_rate is not None][:TOP_TASKS]
     return {
@@ -130,35 +143,106 @@ def figures(
             ident="crashes-by-blame",
             title=f"Crashes per {interval}, by blame",
             labels=labels,
-            series=[charts.Series(b, crashes[b], BLAME_COLOURS[b]) for b in Blame],
-            unit="crashes",
-            caption=f"Stacked from the bottom: {', '.join(Blame)}.",
-        ),
-        "causes_plot": charts.lines(
-            ident="top-causes",
-            title=f"Crashes per {interval} of the most frequent causes",
-            labels=labels,
             series=[
-                charts.Series(c or "no cause", causes[c], CAUSE_COLOURS[i % len(CAUSE_COLOURS)])
-                for i, c in enumerate(top)
+                charts.Series(b, crashes[b], BLAME_COLOURS[b], bucket_links(blame=b)) for b in Blame
             ],
             unit="crashes",
+            caption=f"Stacked from the bottom: {', '.join(Blame)}. Each part of a column "
+            "links to its crashes.",
         ),
-        "classification_plot": _classification(series, labels, interval),
+        "causes_plot": _causes(labels, causes, top, interval, bucket_links),
+        "top_causes": top,
+        "classification_plot": _classification(series, labels, interval, bucket_links),
         "queue_plot": _histogram("queue-time", "Time in the queue", durations.queue_time),
         "run_plot": _histogram("run-time", "Run time", durations.run_time),
-        "tasks_plot": _crash_rates(tasks),
+        "tasks_plot": _crash_rates(tasks, jobs_link),
         "tasks": tasks,
     }
 
 
-def _classification(series: Series, labels: list[str], interval: str) -> str:
+def bucket_window(bucket: datetime, step: timedelta, start: datetime, end: datetime) -> str:
+    """`since` of the jobs of the bucket starting at `bucket`, within [start, end]."""
+    last = min(bucket + step - MICROSECOND, end)
+    return f"{format.iso_exact(max(bucket, start))},{format.iso_exact(last)}"
+
+
+def top_causes(causes: dict[str | None, list[float]]) -> list[str | None]:
+    """The causes "top causes over time" names, the rest being its "other" band.
+
+    Ranked by their largest bucket (then their total): a cause that crashed much on one day
+    shows even if the window is long. Up to NEW_SLOTS of the places go first to causes whose
+    first crash of the window is in one of its last NEW_BUCKETS buckets, largest first, so
+    that what just started failing is seen before it has had time to add up.
+    """
+    if not causes:
+        return []
+    buckets = len(next(iter(causes.values())))
+
+    def first(values: list[float]) -> int:
+        return next(i for i, v in enumerate(values) if v)
+
+    def size(cause: str | None) -> tuple[float, float, bool, str]:
+        values = causes[cause]
+        return (-max(values), -sum(values), cause is None, cause or "")
+
+    present = [c for c, values in causes.items() if any(values)]
+    new = sorted((c for c in present if first(causes[c]) >= buckets - NEW_BUCKETS), key=size)
+    new = new[:NEW_SLOTS] if len(present) > TOP_CAUSES else []
+    rest = sorted((c for c in present if c not in new), key=size)
+    return rest[: TOP_CAUSES - len(new)] + new
+
+
+def _causes(
+    labels: list[str],
+    causes: dict[str | None, list[float]],
+    top: list[str | None],
+    interval: str,
+    bucket_links: Callable[..., list[str | None]],
+) -> Markup:
+    shown = [
+        charts.Series(
+            cause or "no cause",
+            causes[cause],
+            cause_colour(cause),
+            # The search has no filter for "no cause": that part links nowhere.
+            bucket_links(cause=cause) if cause is not None else (),
+        )
+        for cause in top
+    ]
+    rest = [values for cause, values in causes.items() if cause not in top]
+    if rest:
+        other = [sum(column) for column in zip(*rest, strict=True)]
+        shown.append(charts.Series(f"other causes ({len(rest)})", other, OTHER))
+    order = ", ".join(s.name for s in shown)
+    return charts.columns(
+        ident="top-causes",
+        title=f"Crashes per {interval}, by cause",
+        labels=labels,
+        series=shown,
+        unit="crashes",
+        caption=f"Stacked from the bottom: {order}. The causes with the largest "
+        f"{interval}, and up to {NEW_SLOTS} that only started in the last {NEW_BUCKETS} "
+        f"{interval}s; each cause has its colour on every page.",
+    )
+
+
+def _classification(
+    series: Series,
+    labels: list[str],
+    interval: str,
+    bucket_links: Callable[..., list[str | None]],
+) -> str:
     return charts.columns(
         ident="classification-rate",
         title=f"Crashes per {interval}, by who classified them",
         labels=labels,
         series=[
-            charts.Series(who, [b.by_classification[who] for b in series.buckets], colour)
+            charts.Series(
+                who,
+                [b.by_classification[who] for b in series.buckets],
+                colour,
+                bucket_links(classified_by=who),
+            )
             for who, colour in CLASSIFIED_COLOURS.items()
         ],
         unit="crashes",
@@ -168,31 +252,36 @@ def _classification(series: Series, labels: list[str], interval: str) -> str:
 
 
 def _crashes_over_time(
-    series: Series, top: list[str | None]
+    series: Series,
 ) -> tuple[dict[Blame, list[float]], dict[str | None, list[float]]]:
-    """Per bucket of the series: crashes by blame, and crashes of each of the `top` causes."""
-    crashes: dict[Blame, list[float]] = {blame: [] for blame in Blame}
-    causes: dict[str | None, list[float]] = {cause: [] for cause in top}
-    for bucket in series.buckets:
-        blames: dict[Blame, float] = defaultdict(float)
-        counted: dict[str | None, float] = defaultdict(float)
+    """Per bucket of the series: crashes by blame, and crashes by cause (every cause that
+    crashed in the window)."""
+    crashes: dict[Blame, list[float]] = {blame: [0.0] * len(series.buckets) for blame in Blame}
+    causes: dict[str | None, list[float]] = {}
+    for i, bucket in enumerate(series.buckets):
         for group in bucket.groups:
             n = group.by_state[State.CRASHED]
-            blames[Blame(group.key[GroupKey.blame] or Blame.UNKNOWN)] += n
-            counted[group.key[GroupKey.cause]] += n
-        for blame in Blame:
-            crashes[blame].append(blames[blame])
-        for cause in top:
-            causes[cause].append(counted[cause])
+            if not n:
+                continue
+            crashes[Blame(group.key[GroupKey.blame] or Blame.UNKNOWN)][i] += n
+            cause = group.key[GroupKey.cause]
+            causes.setdefault(cause, [0.0] * len(series.buckets))[i] += n
     return crashes, causes
 
 
-def _crash_rates(tasks: list[Group]) -> Markup:
+def _crash_rates(tasks: list[Group], jobs_link: Link) -> Markup:
     rows = []
     for g in tasks:
         ran = ran_to_an_outcome(g.by_state)
-        shown = f"{format.percent(g.by_state[State.CRASHED], ran)} of {ran}"
-        rows.append(charts.Bar(str(g.key[GroupKey.task]), g.crash_rate or 0, shown, "#c62828"))
+        task = str(g.key[GroupKey.task])
+        crashed = g.by_state[State.CRASHED]
+        shown = f"{format.percent(crashed, ran)} of {ran}"
+        link = jobs_link(state="CRASHED", task=task)
+        rows.append(
+            charts.Bar(
+                task, g.crash_rate or 0, shown, "#c62828", link, f"{task}: {crashed} crashes"
+            )
+        )
     return charts.bars(
         ident="crash-rate-by-task",
         title="Crash rate by task",

@@ -26,6 +26,7 @@ from execdb.jobs.schemas import EventPublic, JobFound, JobPublic
 from execdb.jobs.search import JobSearch, with_period
 from execdb.paging import NEWEST, Cursor
 from execdb.stats.schemas import Stats, StatsQuery
+from execdb.web import dashboard as board
 from execdb.web import format, plots
 from execdb.web.pages import PageRoute, invalid_message, render, root_path
 
@@ -35,7 +36,6 @@ router = APIRouter(include_in_schema=False, dependencies=[ReadAccess], route_cla
 # thousands of reports must not make a page of megabytes (the API pages through them all).
 EVENTS_SHOWN = 50
 EVENTS_SHOWN_BYTES = 256 * 1024
-TOP_CAUSES = 10
 UNCATEGORIZED_SHOWN = 10
 EPOCH = "1970-01-01"
 
@@ -92,6 +92,11 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
     live = await stats(state="SCHEDULED,RUNNING", since=EPOCH, uncategorized_limit=0)
     day = await stats(since=format.iso(day_ago), uncategorized_limit=0)
     week = await stats(since=format.iso(week_ago), uncategorized_limit=UNCATEGORIZED_SHOWN)
+    # From the same second as `week`'s window (`since` is written to the second).
+    week_start = week_ago.replace(microsecond=0)
+    recent = await services.db.run_read(
+        services.stats.recent, week_start, causes_max=board.SEEN_MAX
+    )
     listed = [j.uuid for j in week.uncategorized.jobs]
     fixed = await services.db.run(services.triage.fixed_by_retry, listed)
     return render(
@@ -105,9 +110,9 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
             "day_since": format.iso(day_ago),
             "week_since": format.iso(week_ago),
             "catalogue": services.catalogue,
-            "top_causes": week.by_cause[:TOP_CAUSES],
             "day_by_cause": {c.cause: c.count for c in day.by_cause},
             "fixed": {str(u) for u in fixed},
+            **board.figures(week, recent, now=now, root=root_path(request)),
         },
     )
 
