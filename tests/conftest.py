@@ -27,20 +27,11 @@ from tests.rabbit import RabbitBroker
 BACKENDS = ("sqlite", "postgres")
 
 
-# Tests sharing a session fixture that is slow to start run on one worker (pytest-xdist's
-# loadgroup), so that it starts once: the RabbitMQ broker, and Chromium with its seeded site.
-SHARED_WORKER = {"test_bus.py": "rabbitmq", "browser": "chromium"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "postgres":
             item.add_marker(pytest.mark.postgres)
-        for part in item.path.parts[-2:]:
-            if part in SHARED_WORKER:
-                item.add_marker(pytest.mark.xdist_group(SHARED_WORKER[part]))
 
 
 @pytest.fixture(scope="session")

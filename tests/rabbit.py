@@ -33,7 +33,7 @@ from typing import Self
 
 HOST = "127.0.0.1"
 _BIN = Path("/usr/lib/rabbitmq/bin")
-_START_TIMEOUT = 60.0
+_START_TIMEOUT = 120.0
 _STOP_TIMEOUT = 30.0
 
 
