@@ -29,7 +29,8 @@ from execdb.jobs.text import is_unicode
 from execdb.vocabulary import Blame, ClassifiedBy, State
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
-_SIGNATURE = re.compile("[0-9a-f]{16}")
+# A crash signature as jobs store it (execdb.classify.signature): 16 hex digits.
+SIGNATURE = re.compile("[0-9a-f]{16}")
 
 VALUES_MAX = 100
 LIKE_PATTERN_MAX = 256
@@ -168,7 +169,7 @@ class JobFilters(BaseModel):
     @classmethod
     def _check_signatures(cls, signatures: list[str] | None) -> list[str] | None:
         for signature in signatures or ():
-            if not _SIGNATURE.fullmatch(signature):
+            if not SIGNATURE.fullmatch(signature):
                 raise ValueError(f"{signature!r} is not a signature (16 hex digits)")
         return signatures
 
@@ -314,8 +315,10 @@ def conditions(
     if search.classified_by:
         who = column(Job.classified_by.expression)
         named = [v for v in search.classified_by if v != NOBODY]
-        either = [who.in_(named)] if named else []
-        where.append(or_(*either, *([who.is_(None)] if NOBODY in search.classified_by else [])))
+        alternatives = [who.in_(named)] if named else []
+        if NOBODY in search.classified_by:
+            alternatives.append(who.is_(None))
+        where.append(or_(*alternatives))
     if search.latest:
         # The newest attempt of a chain is the one not rescheduled (yet).
         where.append(Job.rescheduled_as.is_(None))

@@ -418,10 +418,12 @@ class JobService:
                     max_bytes=self.limits.page_max_bytes,
                 )
             else:
-                where, key = conditions(search, column), None
+                key = None
                 if words:
                     joined, key = fulltext.sqlite_join(words)
                     where = [*conditions(search, unseekable), *joined]
+                else:
+                    where = conditions(search, column)
                 found = _JOBS.page(
                     conn,
                     where,

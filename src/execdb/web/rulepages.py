@@ -9,7 +9,6 @@ admin), each with the session's CSRF token (execdb.web.forms); nothing is change
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,6 +19,7 @@ from execdb.api.auth import RULES_SCOPES, ReadAccess
 from execdb.api.deps import ServicesDep
 from execdb.db import utcnow
 from execdb.errors import ExecDBError, InvalidInput, JobNotFound, NotFound
+from execdb.jobs.search import SIGNATURE
 from execdb.jobs.triage import Kind
 from execdb.rules.propose import key_line, propose, propose_for_group
 from execdb.rules.service import Change
@@ -34,7 +34,6 @@ LIST_FIELDS = ("match", "then", "unless", "examples", "counter_examples")
 # A group's draft: its newest crashes read for their lines, and as long a line as is shown.
 GROUP_EXAMPLES = 3
 EXAMPLE_MAX_CHARS = 1000
-SIGNATURE = re.compile(r"[0-9a-f]{16}")
 
 
 @router.get("/rules")
