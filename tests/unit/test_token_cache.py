@@ -58,3 +58,17 @@ def test_no_cache_when_disabled(tmp_path: Path) -> None:
     assert server.authenticate(secret) is not None
     elsewhere.revoke("executor", utcnow())
     assert server.authenticate(secret) is None
+
+
+def test_recognised_answers_from_memory_only(tmp_path: Path) -> None:
+    # What the server asks on the event loop before it sends a look-up to a database thread.
+    server, elsewhere, clock = services(tmp_path)
+    _, secret = elsewhere.create("executor", ["report"], utcnow())
+    assert server.recognised(secret) is None, "never looked up: the database must be asked"
+    token = server.authenticate(secret)
+    assert token is not None
+    elsewhere.revoke("executor", utcnow())
+    assert server.recognised(secret) == token, "remembered, without reading the revocation"
+    clock.now += 11
+    assert server.recognised(secret) is None, "expired: the database must be asked again"
+    assert server.authenticate(secret) is None
