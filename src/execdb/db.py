@@ -1,36 +1,36 @@
 """Storage plumbing: the declarative base, column types, and the `Database` handle.
 
 The service layer is synchronous SQLAlchemy Core on ORM-mapped tables, one short transaction
-per call; the server reaches it through `Database.run`:
+per call; the server reaches it through `Database.run`, which runs the call on the event
+loop's thread on both backends:
 
 - On SQLite the call runs right on the event loop. A transaction takes a fraction of a
   millisecond, SQLite admits one writer at a time anyway, and a database thread would cost
-  more than it saves: every hop is a wake-up, and the two threads fight over the GIL (a
-  thread that wants it back waits up to the 5 ms switch interval while the loop parses the
-  next request), which capped throughput (docs/benchmarks.md).
-- On PostgreSQL the call runs on a pool of database threads: psycopg releases the GIL while
-  it waits on the server, so the loop goes on serving while queries are in flight. Their
-  transactions send what they need not wait for in pipeline mode (execdb.pipelined).
+  more than it saves (a wake-up, and a fight over the GIL each time: docs/benchmarks.md).
+- On PostgreSQL the call runs in a greenlet of its own, on a connection of its own, and its
+  waits for the server are the loop's (execdb.loopcalls): while a statement is in flight the
+  loop goes on serving, and a slow statement holds only its own call. Their transactions
+  send what they need not wait for in pipeline mode (execdb.pipelined).
 
 The API's writes go through `Database.run_write`. On SQLite the writes that arrive in one
 turn of the event loop share one transaction (group commit): each runs in a savepoint of its
 own, so a call that fails undoes only its own work, and none of them is answered before the
-commit that keeps it. Beginning and committing (which appends the changed pages to the WAL)
-cost more than the statements of a short write, and under load a turn brings several
-writes: the database's share of a report's CPU time about halved (docs/benchmarks.md). If the
+commit that keeps it: beginning and committing cost more than a short write's statements,
+and the database's share of a report's CPU time about halved (docs/benchmarks.md). If the
 commit fails, or SQLite rolls the whole transaction back (a full disk, an I/O error), every
 call of the group fails with it, and nothing of any of them is kept. On PostgreSQL,
-`run_write` is `run`.
+`run_write` is `run`: a group there would hold row locks of unrelated jobs together.
 
 Reads that can take long (statistics, the dashboard's and the stats page's summaries: tens
-to hundreds of milliseconds at a million jobs) go through `Database.run_read`. On a SQLite
-file they run on reader threads (one per core but the loop's, one to four), each keeping a
-connection of its own that can only read: WAL lets them read a snapshot while the loop goes
-on writing, and sqlite3 releases the GIL while SQLite steps through a statement, so the
-reports are served meanwhile instead of waiting for the whole summary. What then slows the
-loop is mostly the CPU the readers take, not the GIL: they run at a lower priority (nice 10),
-so that on a busy machine the reports come first and the statistics take longer. On
-PostgreSQL and in-memory SQLite, `run_read` is `run`.
+to hundreds of milliseconds at a million jobs) go through `Database.run_read`, which runs
+them on reader threads, each keeping a connection of its own, so that the Python part of
+their work does not hold the loop either. On a SQLite file (one to four threads: one per
+core but the loop's) the connections can only read: WAL lets them read a snapshot while the
+loop goes on writing, and sqlite3 releases the GIL while SQLite steps through a statement, so
+the reports are served meanwhile. They run at a lower priority (nice 10), so that on a busy
+machine the reports come first and the statistics take longer.
+PostgreSQL has POSTGRES_READERS of them, at the same priority. In in-memory SQLite,
+`run_read` is `run`.
 
 Write transactions on SQLite start with BEGIN IMMEDIATE, so that two processes sharing the
 file wait for the lock up front instead of failing when a reader tries to upgrade.
@@ -64,6 +64,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from execdb.loopcalls import LoopCalls, call_connection, use_loop_connections
 from execdb.pipelined import Pipelines
 from execdb.prepared import Prepared
 
@@ -83,6 +84,8 @@ def _reader_count() -> int:
 SQLITE_READERS = _reader_count()
 # The readers' scheduling priority (Linux: nice, per thread); see the module docstring.
 READER_NICENESS = 10
+# Threads for `run_read` on PostgreSQL, where a long read's work is mostly the server's.
+POSTGRES_READERS = 4
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -167,7 +170,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """An engine for a SQLAlchemy URL; `pool_size` connections for PostgreSQL."""
+    """An engine for a SQLAlchemy URL; on PostgreSQL, `pool_size` connections for the calls
+    on the event loop and POSTGRES_READERS for the long reads, plus a few to borrow."""
     if url.startswith("sqlite"):
         # The kept connections (the loop's and the readers') stay checked out of the pool.
         engine = create_engine(
@@ -175,26 +179,27 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_size=pool_size,
+        pool_size=pool_size + POSTGRES_READERS,
         max_overflow=4,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+    if engine.dialect.driver == "psycopg":
+        use_loop_connections(engine)
+    return engine
 
 
 class Database:
-    """An engine plus the threads that talk to it; one per process.
+    """An engine plus the threads and calls that talk to it; one per process.
 
-    The threads serving `run` (the event loop's on SQLite, the database threads on
-    PostgreSQL) and `run_read` (the reader threads on SQLite) each keep one connection for
-    their whole life: checking a connection out of the pool and back for every request costs
-    more than the short transactions it runs. Other threads (the command line, tests) borrow
-    one from the pool per transaction. Threads start with their first call.
+    The event loop's thread (SQLite), the calls (PostgreSQL: up to `connections`) and the
+    reader threads keep their connections for good: a check-out per request costs more than
+    its transaction. Others (the command line, tests) borrow one per transaction.
     """
 
-    def __init__(self, engine: Engine, *, threads: int = 8, group_commit: bool = True) -> None:
+    def __init__(self, engine: Engine, *, connections: int = 8, group_commit: bool = True) -> None:
         self.engine = engine
         self.group_commit = group_commit
         self.is_sqlite = self.engine.dialect.name == "sqlite"
@@ -204,25 +209,20 @@ class Database:
         self._kept: list[Connection] = []
         self._lock_fds: list[int] = []
         self._kept_lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-        self._readers: ThreadPoolExecutor | None = None
+        self._calls = None if self.is_sqlite else LoopCalls(engine, connections)
         self._pipelines = None if self.is_sqlite else Pipelines(engine)
-        if not self.is_sqlite:
-            self._executor = ThreadPoolExecutor(
-                threads,
-                thread_name_prefix="execdb-db",
-                initializer=self._keep_connection,
-            )
-        elif database_file is not None:  # in-memory SQLite is one connection's own
+        readers = POSTGRES_READERS if self._calls else SQLITE_READERS if database_file else 0
+        self._readers: ThreadPoolExecutor | None = None  # in-memory SQLite: one connection
+        if readers:
             self._readers = ThreadPoolExecutor(
-                SQLITE_READERS, thread_name_prefix="execdb-reader", initializer=self._start_reader
+                readers, thread_name_prefix="execdb-reader", initializer=self._start_reader
             )
 
     def _start_reader(self) -> None:
         if sys.platform == "linux":  # where a thread's priority is its own
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
-        self._keep_connection(read_only=True)
+        self._keep_connection(read_only=self.is_sqlite)
 
     def _keep_connection(self, read_only: bool = False) -> None:
         conn = self.engine.connect()
@@ -242,7 +242,7 @@ class Database:
                 yield conn
             return
         with self._writer_turn() if write else nullcontext():
-            kept: Connection | None = getattr(self._local, "conn", None)
+            kept: Connection | None = call_connection() or getattr(self._local, "conn", None)
             if kept is not None:
                 kept.execution_options(execdb_write=write)
                 pipelined = self._pipelines.transaction(kept) if self._pipelines else nullcontext()
@@ -288,15 +288,14 @@ class Database:
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a synchronous service call from the event loop (see the module docstring)."""
-        if self._executor is None:
-            self._loop_connection()
-            return fn(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        if self._calls is not None:
+            return await self._calls.run(fn, *args, **kwargs)
+        self._loop_connection()
+        return fn(*args, **kwargs)
 
     async def run_read(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """`run` for a read that can take long: on a SQLite file, on a reader thread, so that
-        the event loop goes on serving writes meanwhile (see the module docstring)."""
+        """`run` for a read that can take long: on a reader thread, so that the event loop
+        goes on serving writes meanwhile (see the module docstring)."""
         if self._readers is None:
             return await self.run(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
@@ -306,7 +305,7 @@ class Database:
     async def run_write(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`run` for a call that writes: on SQLite, committed together with the other writes
         of this turn of the event loop (see the module docstring)."""
-        if self._executor is not None or not self.group_commit:
+        if self._calls is not None or not self.group_commit:
             return await self.run(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -323,11 +322,9 @@ class Database:
         return await future
 
     def _loop_connection(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if getattr(self._local, "conn", None) is None:
             self._keep_connection()
-            conn = self._local.conn
-        return conn
+        return self._local.conn  # type: ignore[no-any-return]
 
     def _commit_queued(self, queue: _Queue) -> None:
         if getattr(self._local, "queue", None) is queue:
@@ -366,11 +363,12 @@ class Database:
                 future.set_exception(error)
 
     def close(self) -> None:
-        for executor in (self._executor, self._readers):
-            if executor is not None:
-                executor.shutdown(wait=True)
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
         if self._pipelines is not None:
             self._pipelines.close()
+        if self._calls is not None:
+            self._calls.close()
         with self._kept_lock:
             for conn in self._kept:
                 conn.close()

@@ -39,11 +39,12 @@ from sqlalchemy.engine import Connection
 from execdb.prepared import Prepared, database_error
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Entered:
     raw: psycopg.Connection[Any]
     manager: AbstractContextManager[psycopg.Pipeline]
     pipeline: psycopg.Pipeline
+    in_transaction: bool = False
 
 
 class Pipelines:
@@ -52,10 +53,9 @@ class Pipelines:
     def __init__(self, engine: Engine) -> None:
         self._entered: dict[int, _Entered] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()  # the pipeline of the transaction the thread is in
         event.listen(engine, "after_cursor_execute", self._synced)
 
-    def _pipeline(self, raw: psycopg.Connection[Any]) -> psycopg.Pipeline:
+    def _pipeline(self, raw: psycopg.Connection[Any]) -> _Entered:
         entered = self._entered.get(id(raw))
         if entered is None or entered.raw is not raw:
             # A new driver connection (the first, or one made after the old one was lost).
@@ -64,7 +64,7 @@ class Pipelines:
             entered = _Entered(raw, manager, manager.__enter__())
             with self._lock:
                 self._entered[id(raw)] = entered
-        return entered.pipeline
+        return entered
 
     @contextmanager
     def transaction(self, conn: Connection) -> Iterator[None]:
@@ -74,10 +74,11 @@ class Pipelines:
             return
         raw = conn.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
-        pipeline = self._pipeline(raw)
+        entered = self._pipeline(raw)
+        pipeline = entered.pipeline
         cursor = raw.cursor()
         cursor.execute("BEGIN")
-        self._local.current = pipeline
+        entered.in_transaction = True
         try:
             yield
             try:
@@ -89,7 +90,7 @@ class Pipelines:
             self._rollback(raw, pipeline, cursor)
             raise
         finally:
-            self._local.current = None
+            entered.in_transaction = False
 
     def _rollback(
         self, raw: psycopg.Connection[Any], pipeline: psycopg.Pipeline, cursor: psycopg.Cursor[Any]
@@ -104,12 +105,12 @@ class Pipelines:
                 cursor.execute("ROLLBACK")
                 pipeline.sync()
 
-    def _synced(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def _synced(self, conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
         """After SQLAlchemy's own execution of a statement in a pipelined transaction: wait
         for its answer, which SQLAlchemy reads at once."""
-        current: psycopg.Pipeline | None = getattr(self._local, "current", None)
-        if current is not None:
-            current.sync()
+        entered = self._entered.get(id(cursor.connection))
+        if entered is not None and entered.raw is cursor.connection and entered.in_transaction:
+            entered.pipeline.sync()
 
     def close(self) -> None:
         """Leave pipeline mode (before the connections are closed)."""

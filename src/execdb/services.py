@@ -100,4 +100,4 @@ def database(settings: Settings) -> Database:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
     Prepared.enabled = settings.prepared_statements
-    return Database(engine, threads=settings.db_pool_size, group_commit=settings.group_commit)
+    return Database(engine, connections=settings.db_pool_size, group_commit=settings.group_commit)

@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "errors",
                 "prepared",
                 "pipelined",
+                "loopcalls",
                 "paging",
                 "db",
                 "dbfaults",
