@@ -186,8 +186,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
     )
-    if engine.dialect.driver == "psycopg":
-        use_loop_connections(engine)
+    use_loop_connections(engine)  # psycopg 3, the driver ExecDB ships (execdb.config)
     return engine
 
 

@@ -4,7 +4,7 @@ The service layer is synchronous (one code path for both backends). On SQLite a 
 right on the event loop. On PostgreSQL it used to go to a pool of database threads, so that
 a call waiting for the server held only its thread; but every call was then a hand-over to
 a thread and back, and every wait of psycopg gave up the GIL and had to win it back from the
-loop: about 20 context switches a report (docs/benchmarks.md). Here a call runs on the loop's
+loop: about 20 context switches a request (docs/benchmarks.md). Here a call runs on the loop's
 own thread, in a greenlet, on a connection of its own, and when psycopg would block on the
 server's socket (`LoopConnection.wait`), the greenlet hands the wait to the loop and the loop
 serves other requests until the answer is there. So a slow statement still suspends only its

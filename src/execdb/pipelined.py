@@ -1,10 +1,9 @@
 """PostgreSQL transactions in fewer round trips: psycopg's pipeline mode.
 
-A report was five round trips to the server, each a wait of its database thread and a turn
-for the GIL when the answer came: BEGIN (which psycopg sends on its own, and waits for),
-SELECT ... FOR UPDATE, UPDATE, INSERT of the event, COMMIT. On the connections that the
-database threads keep, statements are sent in pipeline mode, and only what the code must
-read waits for its answer:
+A report was five round trips to the server, each a wait of its call: BEGIN (which psycopg
+sends on its own, and waits for), SELECT ... FOR UPDATE, UPDATE, INSERT of the event,
+COMMIT. On the connections that the server's calls keep (execdb.loopcalls), statements are
+sent in pipeline mode, and only what the code must read waits for its answer:
 
 - the connection is in autocommit mode, so psycopg sends no BEGIN of its own; the transaction
   sends BEGIN itself, queued, and it goes with the first statement;

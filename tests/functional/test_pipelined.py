@@ -1,6 +1,6 @@
 """What the server's write transactions keep when a statement fails, on both databases.
 
-On PostgreSQL the database threads send the statements whose answers nobody reads (a job's
+On PostgreSQL the server's calls send the statements whose answers nobody reads (a job's
 UPDATE, its event's INSERT) in a pipeline with the COMMIT (execdb.pipelined), so such a
 statement's failure is seen at the COMMIT: the caller must still get SQLAlchemy's exception,
 nothing of the transaction must be kept, and the next call must work.
@@ -76,7 +76,7 @@ def test_a_call_after_a_failed_one_is_kept(services: Services) -> None:
             store.record(conn, job["id"], _event())
 
     async def calls() -> dict[str, Any]:
-        for _ in range(3):  # on every database thread that the calls land on
+        for _ in range(3):  # on the call connections they land on
             with pytest.raises(IntegrityError):
                 await services.db.run_write(fail)
             await services.db.run_write(move)

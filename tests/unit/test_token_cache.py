@@ -61,7 +61,7 @@ def test_no_cache_when_disabled(tmp_path: Path) -> None:
 
 
 def test_recognised_answers_from_memory_only(tmp_path: Path) -> None:
-    # What the server asks on the event loop before it sends a look-up to a database thread.
+    # What the server asks first, before it makes a database call for a look-up.
     server, elsewhere, clock = services(tmp_path)
     _, secret = elsewhere.create("executor", ["report"], utcnow())
     assert server.recognised(secret) is None, "never looked up: the database must be asked"

@@ -25,7 +25,7 @@ async def _token(request: Request) -> Token:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
     services = get_services(request)
     secret = secret.strip()
-    # On PostgreSQL a database call is a hand-over to a database thread: skip it on a hit.
+    # A database call costs a greenlet and a task on PostgreSQL: skip it on a hit.
     token = services.tokens.recognised(secret) or await services.db.run(
         services.tokens.authenticate, secret
     )

@@ -120,8 +120,8 @@ class TokenService:
 
     def recognised(self, secret: str) -> Token | None:
         """The token with this secret if it was recognised less than `cache_seconds` ago, or
-        None (then ask `authenticate`). It reads no database, so the server calls it on the
-        event loop and sends only a cache miss to a database thread."""
+        None (then ask `authenticate`). It reads no database, so the server calls it first
+        and makes a database call only on a miss."""
         known = self._recognised.get(digest(secret))
         return known[0] if known is not None and known[1] > self.clock() else None
 
