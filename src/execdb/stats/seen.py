@@ -1,9 +1,10 @@
 """When causes and rules were seen, over all stored jobs.
 
-    services.stats.seen(causes: Iterable[str]) -> dict[str, Seen]
+    seen(conn, causes: Iterable[str]) -> dict[str, Seen]
 
-gives each cause's oldest and newest crash (causes never seen are left out), and
-`services.stats.rule_hits()` how many jobs each rule fired on and the newest one's time.
+gives each cause's oldest and newest crash (causes never seen are left out; the dashboard's
+`services.stats.recent` asks it), and `rule_hits(conn)` (`services.stats.rule_hits()`) how
+many jobs each rule fired on and the newest one's time.
 
 Each cause costs two seeks of the partial index ix_jobs_crashes_cause_created_at (cause,
 created_at of crashes): a min() and a max() alone in their SELECT, which both databases
