@@ -209,7 +209,7 @@ class Database:
         self._lock_fds: list[int] = []
         self._kept_lock = threading.Lock()
         self._calls = None if self.is_sqlite else LoopCalls(engine, connections)
-        self._pipelines = None if self.is_sqlite else Pipelines(engine)
+        self._pipelines = None if self.is_sqlite or not Prepared.enabled else Pipelines(engine)
         readers = POSTGRES_READERS if self._calls else SQLITE_READERS if database_file else 0
         self._readers: ThreadPoolExecutor | None = None  # in-memory SQLite: one connection
         if readers:

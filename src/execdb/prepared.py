@@ -11,15 +11,17 @@ Everything else uses SQLAlchemy Core as usual.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from execdb.pipelined import batch_of, database_error
 
 Processor = Callable[[Any], Any] | None
 
@@ -30,6 +32,20 @@ class _Compiled:
     positional: bool
     binds: tuple[tuple[str, Processor], ...]
     columns: tuple[tuple[str, Processor], ...]
+    numbered: str  # with $1, $2 ... for PostgreSQL's own protocol (execdb.pipelined)
+
+
+_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _numbered(sql: str, names: Sequence[str]) -> str:
+    """`sql` with psycopg's %(name)s placeholders as PostgreSQL's $n, and %% as %."""
+    number = {name: i for i, name in enumerate(names, 1)}
+
+    def placeholder(m: re.Match[str]) -> str:
+        return f"${number[m[1]]}" if m[1] else "%"
+
+    return _PYFORMAT.sub(placeholder, sql)
 
 
 class Prepared:
@@ -64,13 +80,18 @@ class Prepared:
                 (c.key, c.type.dialect_impl(dialect).result_processor(dialect, None))
                 for c in selected
             )
-            done = _Compiled(compiled.string, dialect.positional, binds, columns)
+            numbered = "" if dialect.positional else _numbered(compiled.string, names)
+            done = _Compiled(compiled.string, dialect.positional, binds, columns, numbered)
             self._compiled[dialect.name] = done
         return done
 
+    @staticmethod
+    def _values(c: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+        return [p(params[n]) if p else params[n] for n, p in c.binds]
+
     def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
         c = self._for(conn.dialect)
-        values = [p(params[n]) if p else params[n] for n, p in c.binds]
+        values = self._values(c, params)
         raw = conn.connection.driver_connection
         cursor = raw.cursor()  # type: ignore[union-attr]
         try:
@@ -89,41 +110,31 @@ class Prepared:
         if not Prepared.enabled:
             conn.execute(cast(Executable, self.statement), dict(params))
             return
+        batch = batch_of(conn.connection.driver_connection)
+        if batch is not None:
+            c = self._for(conn.dialect)
+            batch.queue(c.numbered, self._values(c, params), params)
+            return
         _, cursor = self._run(conn, params)
         cursor.close()
 
     def one_or_none(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row, as a dict by column name with values of their Python types."""
         if not Prepared.enabled:
-            row = conn.execute(cast(Executable, self.statement), dict(params)).mappings().first()
-            return dict(row) if row is not None else None
-        c, cursor = self._run(conn, params)
-        try:
-            row = cursor.fetchone()  # in a pipeline (execdb.pipelined), where errors show
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise database_error(conn, exc, c.sql, params, cursor) from exc
-        finally:
-            cursor.close()
+            found = conn.execute(cast(Executable, self.statement), dict(params)).mappings().first()
+            return dict(found) if found is not None else None
+        batch = batch_of(conn.connection.driver_connection)
+        if batch is not None:
+            c = self._for(conn.dialect)
+            row = batch.row(c.numbered, self._values(c, params), params)
+        else:
+            c, cursor = self._run(conn, params)
+            try:
+                row = cursor.fetchone()
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise database_error(conn, exc, c.sql, params, cursor) from exc
+            finally:
+                cursor.close()
         if row is None:
             return None
         return {k: p(v) if p else v for (k, p), v in zip(c.columns, row, strict=True)}
-
-
-def database_error(
-    conn: Connection, exc: Exception, sql: str, params: Mapping[str, Any], cursor: Any
-) -> StatementError:
-    """What SQLAlchemy itself would have raised for the driver's `exc`, so that callers and
-    error handlers see one family of exceptions (IntegrityError, OperationalError ...); a
-    connection the server has closed is dropped, as SQLAlchemy does."""
-    raw = conn.connection.driver_connection
-    lost = conn.dialect.is_disconnect(cast(Any, exc), raw, cursor)
-    if lost:
-        conn.invalidate(exc)
-    return DBAPIError.instance(
-        sql,
-        dict(params),
-        exc,
-        conn.dialect.loaded_dbapi.Error,
-        connection_invalidated=lost,
-        dialect=conn.dialect,
-    )
