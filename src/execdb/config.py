@@ -153,7 +153,8 @@ class Settings(BaseSettings):
     )
     prepared_statements: bool = Field(
         default=True,
-        description="The hot statements run straight on the DB-API cursor (execdb.prepared). "
+        description="The hot statements run straight on the DB-API cursor (execdb.prepared), "
+        "and on PostgreSQL in pipelined transactions through libpq (execdb.pipelined). "
         "Off only to measure what it is worth (docs/benchmarks.md).",
     )
     telemetry: bool = Field(

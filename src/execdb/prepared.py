@@ -7,6 +7,10 @@ them correct stays SQLAlchemy's: the SQL comes from its compiler for the connect
 dialect, and every value goes through its type's own bind and result processors, so UUIDs,
 UTC datetimes, enums and JSON are stored exactly as the rest of the code stores them.
 Everything else uses SQLAlchemy Core as usual.
+
+On PostgreSQL, inside a pipelined transaction of a connection the server keeps, they skip
+psycopg's cursors too: they go to the transaction's `Batch` (execdb.pipelined), which sends
+them through libpq, prepared on the server.
 """
 
 from __future__ import annotations
