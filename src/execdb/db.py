@@ -364,8 +364,6 @@ class Database:
     def close(self) -> None:
         if self._readers is not None:
             self._readers.shutdown(wait=True)
-        if self._pipelines is not None:
-            self._pipelines.close()
         if self._calls is not None:
             self._calls.close()
         with self._kept_lock:

@@ -16,8 +16,9 @@ So a report is two round trips, and so is a creation; each round trip is one wri
 socket. Each statement is prepared on the server the first time a connection runs it, and
 its parameters and rows go through psycopg's own adapters (a `Transformer` of the
 connection's), so the values are exactly those that psycopg's cursors would send and read.
-psycopg's cursors in pipeline mode cost three times as much: every statement is a turn of
-the wait loop and a write of its own.
+With psycopg's cursors in pipeline mode (every statement a turn of the wait loop and a
+write of its own), a lifecycle request cost the server about 0.79 ms of CPU against 0.55
+(docs/benchmarks.md).
 
 What the code does and in which transaction is the same as without: only when an error is
 seen changes. A queued statement that fails (a constraint, say) fails the COMMIT instead,
@@ -34,7 +35,6 @@ pool) do not use it; nor does anything with `Prepared.enabled` false (the
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,8 +190,9 @@ class Batch:
 
     @property
     def takes_statements(self) -> bool:
-        """Whether Prepared statements go here: until the transaction has left pipeline mode."""
-        return self.piped or not self._begun
+        """Whether Prepared statements go here: in an open transaction, until it has left
+        pipeline mode."""
+        return self._conn is not None and (self.piped or not self._begun)
 
     def begin(self, conn: Connection) -> None:
         self._conn = conn
@@ -237,32 +238,30 @@ class Batch:
         self._begun = False
 
 
+_BATCH = "execdb.pipelined"  # the key of a driver connection's Batch in its pool info
+
+
 class Pipelines:
-    """The pipelined transactions of one `Database`'s kept connections (PostgreSQL)."""
+    """The pipelined transactions of one `Database`'s kept connections (PostgreSQL).
+
+    Each driver connection's `Batch` lives in SQLAlchemy's info dictionary of that connection
+    (`PoolProxiedConnection.info`), so it lasts as long as the connection and no longer.
+    """
 
     def __init__(self, engine: Engine) -> None:
-        self._batches: dict[int, Batch] = {}
-        self._lock = threading.Lock()
         event.listen(engine, "before_cursor_execute", self._own_statement)
-
-    def _batch(self, raw: psycopg.Connection[Any]) -> Batch:
-        batch = self._batches.get(id(raw))
-        if batch is None or batch.raw is not raw:
-            # A new driver connection (the first, or one made after the old one was lost).
-            raw.autocommit = True
-            batch = Batch(raw)
-            with self._lock:
-                self._batches[id(raw)] = batch
-        return batch
 
     @contextmanager
     def transaction(self, conn: Connection) -> Iterator[Batch]:
         """BEGIN, queued; COMMIT with every queued statement, waited for; ROLLBACK on error."""
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        batch = self._batch(raw)
+        info = conn.connection.info
+        batch: Batch | None = info.get(_BATCH)
+        if batch is None:  # a new driver connection (the first, or one after a lost one)
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, psycopg.Connection)
+            raw.autocommit = True
+            batch = info[_BATCH] = Batch(raw)
         batch.begin(conn)
-        _active[id(raw)] = batch
         try:
             yield batch
             batch.commit()
@@ -270,25 +269,15 @@ class Pipelines:
             batch.rollback()
             raise
         finally:
-            _active.pop(id(raw), None)
             batch.end()
 
-    def _own_statement(self, conn: Connection, cursor: Any, *args: Any) -> None:
-        batch = _active.get(id(cursor.connection))
-        if batch is not None and batch.raw is cursor.connection:
+    def _own_statement(self, conn: Connection, *args: Any) -> None:
+        batch = batch_of(conn)
+        if batch is not None:
             batch.before_own_statement()
 
-    def close(self) -> None:
-        with self._lock:
-            self._batches.clear()
 
-
-# The open pipelined transactions, by driver connection: each is used by the one thread or
-# service call that holds its connection, so a plain dict (atomic updates) will do.
-_active: dict[int, Batch] = {}
-
-
-def batch_of(raw: Any) -> Batch | None:
-    """The pipelined transaction open on driver connection `raw`, while it takes statements."""
-    batch = _active.get(id(raw))
-    return batch if batch is not None and batch.raw is raw and batch.takes_statements else None
+def batch_of(conn: Connection) -> Batch | None:
+    """The pipelined transaction open on `conn`, while it takes Prepared statements."""
+    batch: Batch | None = conn.connection.info.get(_BATCH)
+    return batch if batch is not None and batch.takes_statements else None

@@ -114,7 +114,7 @@ class Prepared:
         if not Prepared.enabled:
             conn.execute(cast(Executable, self.statement), dict(params))
             return
-        batch = batch_of(conn.connection.driver_connection)
+        batch = batch_of(conn)
         if batch is not None:
             c = self._for(conn.dialect)
             batch.queue(c.numbered, self._values(c, params), params)
@@ -127,7 +127,7 @@ class Prepared:
         if not Prepared.enabled:
             found = conn.execute(cast(Executable, self.statement), dict(params)).mappings().first()
             return dict(found) if found is not None else None
-        batch = batch_of(conn.connection.driver_connection)
+        batch = batch_of(conn)
         if batch is not None:
             c = self._for(conn.dialect)
             row = batch.row(c.numbered, self._values(c, params), params)
